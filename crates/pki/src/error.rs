@@ -1,0 +1,103 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong while creating, loading or checking identity material.
+///
+/// Messages name the file, item or value at fault so an operator can act on them; they
+/// never contain key material or token contents.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading, writing or renaming a file failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The output location exists but is not a directory.
+    #[error("{0} is not a directory")]
+    NotADirectory(PathBuf),
+
+    /// A PEM, JSON or JWT file could not be parsed.
+    #[error("{path}: corrupted or unparsable: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+
+    /// A private key does not belong to the certificate it is paired with.
+    #[error("{key} does not match the public key in {cert}")]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
+
+    /// A certificate was not signed by the issuer it is supposed to chain to.
+    #[error("{cert} was not issued by {issuer}")]
+    NotIssuedBy { cert: PathBuf, issuer: PathBuf },
+
+    /// Only one half of a certificate/key pair is present; regenerating it would silently
+    /// replace the half that exists.
+    #[error("{present} exists but {missing} is missing")]
+    IncompletePair { present: PathBuf, missing: PathBuf },
+
+    /// A configuration value (SAN, namespace, identity, duration, algorithm) is invalid.
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidInput {
+        what: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+
+    /// `rotate` was asked for an item this inventory does not know.
+    #[error("unknown item {0:?}; run `inspect` to list the items")]
+    UnknownItem(String),
+
+    /// Certificate or key generation failed inside the crypto library.
+    #[error("generating {what}: {reason}")]
+    Generate { what: String, reason: String },
+
+    /// Several problems were found; nothing was written.
+    #[error("{}", join_errors(.0))]
+    Several(Vec<Error>),
+
+    /// A JWT failed verification. The reason is a fixed, non-secret description.
+    #[error("token rejected: {0}")]
+    Token(TokenError),
+}
+
+/// Why a JWT was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    #[error("not a compact JWS")]
+    Malformed,
+    #[error("algorithm is not allowed")]
+    DisallowedAlgorithm,
+    #[error("no key with this kid")]
+    UnknownKey,
+    #[error("algorithm does not match the key")]
+    AlgorithmMismatch,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("expired")]
+    Expired,
+    #[error("not yet valid")]
+    NotYetValid,
+    #[error("missing exp claim")]
+    MissingExpiry,
+    #[error("wrong audience")]
+    WrongAudience,
+}
+
+impl From<TokenError> for Error {
+    fn from(e: TokenError) -> Self {
+        Error::Token(e)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn join_errors(errors: &[Error]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}

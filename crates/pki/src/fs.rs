@@ -1,0 +1,115 @@
+//! Atomic, permission-aware writes of a set of files into one directory.
+//!
+//! Every file of a change is first written to a temporary file next to its target and
+//! synced; only when all of them are on disk are they renamed into place. A failure while
+//! staging removes the temporaries and leaves every existing file untouched.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::Write,
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+use crate::error::{Error, Result};
+
+/// File mode for private keys, tokens and anything else only the owner may read.
+pub const SECRET_MODE: u32 = 0o600;
+/// File mode for certificates and public keys.
+pub const PUBLIC_MODE: u32 = 0o644;
+/// Directory mode for the certs directory.
+pub const DIR_MODE: u32 = 0o700;
+
+/// One file to be written.
+pub struct PendingFile {
+    pub name: String,
+    pub contents: zeroize::Zeroizing<Vec<u8>>,
+    pub mode: u32,
+}
+
+impl std::fmt::Debug for PendingFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingFile")
+            .field("name", &self.name)
+            .field("len", &self.contents.len())
+            .field("mode", &format_args!("{:o}", self.mode))
+            .finish()
+    }
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Create `dir` (mode 0700) if needed; refuse a path that exists but is not a directory.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    match fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => return Err(Error::NotADirectory(dir.to_owned())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).map_err(io("creating directory", dir))?;
+        }
+        Err(e) => return Err(io("reading", dir)(e)),
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
+        .map_err(io("setting permissions on", dir))
+}
+
+/// Read a file, `Ok(None)` when it does not exist.
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io("reading", path)(e)),
+    }
+}
+
+/// Write all `files` into `dir` atomically as described in the module docs.
+pub fn write_all(dir: &Path, files: &[PendingFile]) -> Result<()> {
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(files.len());
+    let result = (|| {
+        for f in files {
+            let target = dir.join(&f.name);
+            let tmp = dir.join(format!(".{}.tmp-{}", f.name, uuid::Uuid::new_v4().simple()));
+            // Push first so a partially written temporary is cleaned up too.
+            staged.push((tmp.clone(), target));
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(f.mode)
+                .open(&tmp)
+                .map_err(io("creating", &tmp))?;
+            // `mode` is filtered by the umask; set it explicitly so 0644 stays 0644.
+            file.set_permissions(fs::Permissions::from_mode(f.mode))
+                .map_err(io("setting permissions on", &tmp))?;
+            file.write_all(&f.contents).map_err(io("writing", &tmp))?;
+            file.sync_all().map_err(io("syncing", &tmp))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        for (tmp, _) in &staged {
+            let _ = fs::remove_file(tmp);
+        }
+        return Err(e);
+    }
+    for (tmp, target) in &staged {
+        fs::rename(tmp, target).map_err(io("renaming into place", target))?;
+    }
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing", dir))
+}
+
+/// The permission bits of `path`.
+pub fn mode_of(path: &Path) -> Result<u32> {
+    Ok(fs::metadata(path)
+        .map_err(io("reading", path))?
+        .permissions()
+        .mode()
+        & 0o777)
+}

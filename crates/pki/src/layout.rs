@@ -1,0 +1,243 @@
+//! Where each item lives in the certs directory and what it must look like.
+//!
+//! File names follow the seed guide (`ca.crt`, `temporal-server.crt`, `client-token.jwt`, ...)
+//! so its commands work unchanged against a Bulwark certs directory.
+
+use std::path::Path;
+
+use time::Duration;
+
+use crate::{
+    cert::CertInfo, cert::Profile, jwt::Scope, manifest::ItemKind, names::San, settings::Settings,
+};
+
+pub const JWT_KEY_ID: &str = "jwt-key";
+pub const JWT_PRIVATE: &str = "temporal-jwt-private.key";
+pub const JWT_PUBLIC: &str = "temporal-jwt-public.key";
+pub const JWKS: &str = "jwks.json";
+pub const CLI_CONFIG: &str = "temporal.toml";
+pub const CLI_CONFIG_ID: &str = "cli-config";
+pub const ROOT_CA: &str = "ca";
+pub const INTERNODE_CA: &str = "internode-ca";
+pub const CLIENT_CA: &str = "client-ca";
+pub const SERVER_CA: &str = "server-ca";
+
+/// `(item id, file, CA whose certificates it holds)`. The internode bundle is the only trust
+/// the internode port accepts; the client bundle the only trust the frontend accepts for
+/// client certificates. Neither contains the root, so no certificate from the other domain
+/// can chain to it.
+pub const BUNDLES: [(&str, &str, &str); 2] = [
+    ("internode-trust", "internode-trust.pem", INTERNODE_CA),
+    ("client-trust", "client-trust.pem", CLIENT_CA),
+];
+
+/// `(item id, file, sub)` for a static token.
+pub fn token(scope: Scope) -> (&'static str, &'static str, &'static str) {
+    match scope {
+        Scope::System => ("system-token", "system-token.jwt", "bulwark-system"),
+        Scope::Worker => ("worker-token", "worker-token.jwt", "bulwark-worker"),
+        Scope::Client => ("client-token", "client-token.jwt", "bulwark-client"),
+    }
+}
+
+/// How one certificate item is issued.
+#[derive(Debug, Clone)]
+pub struct CertSpec {
+    pub id: String,
+    pub common_name: String,
+    pub profile: Profile,
+    pub lifetime: Duration,
+    pub parent: Option<String>,
+}
+
+impl CertSpec {
+    pub fn cert_file(&self) -> String {
+        format!("{}.crt", self.id)
+    }
+
+    pub fn key_file(&self) -> String {
+        format!("{}.key", self.id)
+    }
+
+    pub fn is_ca(&self) -> bool {
+        matches!(self.profile, Profile::Root | Profile::Intermediate)
+    }
+
+    pub fn is_leaf(&self) -> bool {
+        !self.is_ca()
+    }
+
+    pub fn kind(&self) -> ItemKind {
+        match self.profile {
+            Profile::Root => ItemKind::RootCa,
+            Profile::Intermediate => ItemKind::IntermediateCa,
+            Profile::Server { .. } => ItemKind::ServerCert,
+            Profile::Internode { .. } => ItemKind::InternodeCert,
+            Profile::Client { .. } => ItemKind::ClientCert,
+        }
+    }
+
+    /// Whether an existing certificate still matches what this spec would issue.
+    pub fn matches(&self, info: &CertInfo) -> bool {
+        let mut want: Vec<String> = match &self.profile {
+            Profile::Root | Profile::Intermediate => return info.is_ca,
+            Profile::Server { sans } | Profile::Internode { sans } => {
+                sans.iter().map(san_string).collect()
+            }
+            Profile::Client { uri } => vec![format!("URI:{uri}")],
+        };
+        let mut have = info.sans.clone();
+        want.sort();
+        have.sort();
+        want == have && info.subject_cn == self.common_name
+    }
+}
+
+fn san_string(san: &San) -> String {
+    match san {
+        San::Dns(d) => format!("DNS:{d}"),
+        San::Ip(ip) => format!("IP:{ip}"),
+    }
+}
+
+/// The client identity URI placed in a client certificate's SAN.
+pub fn identity_uri(settings: &Settings, identity: &str) -> String {
+    format!("spiffe://{}/client/{identity}", settings.trust_domain)
+}
+
+/// Every certificate item, issuers before what they issue.
+pub fn cert_specs(s: &Settings) -> Vec<CertSpec> {
+    let spec = |id: &str, cn: &str, profile, lifetime, parent: Option<&str>| CertSpec {
+        id: id.to_owned(),
+        common_name: cn.to_owned(),
+        profile,
+        lifetime,
+        parent: parent.map(str::to_owned),
+    };
+    let mut v = vec![
+        spec(
+            ROOT_CA,
+            "Bulwark Root CA",
+            Profile::Root,
+            s.ca_lifetime,
+            None,
+        ),
+        spec(
+            INTERNODE_CA,
+            "Bulwark Internode CA",
+            Profile::Intermediate,
+            s.intermediate_lifetime,
+            Some(ROOT_CA),
+        ),
+        spec(
+            CLIENT_CA,
+            "Bulwark Client CA",
+            Profile::Intermediate,
+            s.intermediate_lifetime,
+            Some(ROOT_CA),
+        ),
+        spec(
+            SERVER_CA,
+            "Bulwark Server CA",
+            Profile::Intermediate,
+            s.intermediate_lifetime,
+            Some(ROOT_CA),
+        ),
+        spec(
+            "temporal-server",
+            &s.temporal_server_name,
+            Profile::Server {
+                sans: s.server_sans.clone(),
+            },
+            s.leaf_lifetime,
+            Some(SERVER_CA),
+        ),
+        spec(
+            "internode",
+            "temporal-internode",
+            Profile::Internode {
+                sans: s.internode_sans.clone(),
+            },
+            s.leaf_lifetime,
+            Some(INTERNODE_CA),
+        ),
+        spec(
+            "temporal-client",
+            "temporal-client",
+            Profile::Client {
+                uri: identity_uri(s, "temporal-client"),
+            },
+            s.leaf_lifetime,
+            Some(CLIENT_CA),
+        ),
+    ];
+    for id in &s.identities {
+        v.push(spec(
+            &format!("client-{id}"),
+            id.as_str(),
+            Profile::Client {
+                uri: identity_uri(s, id.as_str()),
+            },
+            s.leaf_lifetime,
+            Some(CLIENT_CA),
+        ));
+    }
+    v
+}
+
+/// Every item id `rotate` accepts.
+pub fn item_ids(s: &Settings) -> Vec<String> {
+    let mut ids: Vec<String> = cert_specs(s).into_iter().map(|c| c.id).collect();
+    ids.extend(BUNDLES.iter().map(|b| b.0.to_owned()));
+    ids.push(JWT_KEY_ID.into());
+    ids.extend(Scope::ALL.iter().map(|s| token(*s).0.to_owned()));
+    ids.push(CLI_CONFIG_ID.into());
+    ids
+}
+
+fn toml_str(s: &str) -> String {
+    // TOML basic strings share JSON's escaping for everything we can emit here.
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// The Temporal CLI environment-config file with `admin`, `worker` and `client` profiles.
+pub fn render_cli_config(s: &Settings, dir: &Path, tokens: &[(Scope, String)]) -> String {
+    let ns = s
+        .namespaces
+        .first()
+        .map(|n| n.as_str())
+        .unwrap_or("default");
+    let path = |f: &str| toml_str(&dir.join(f).to_string_lossy());
+    let mut out = String::from(
+        "# Temporal CLI profiles written by bulwark-init. Contains tokens: keep it 0600.\n\
+         # temporal --config-file temporal.toml --profile admin operator namespace list\n",
+    );
+    for (profile, scope, cert) in [
+        ("admin", Scope::System, "client-admin"),
+        ("worker", Scope::Worker, "client-worker"),
+        ("client", Scope::Client, "temporal-client"),
+    ] {
+        // Fall back to the default identity when a custom identity list omits this one.
+        let cert = if cert != "temporal-client"
+            && !s.identities.iter().any(|i| format!("client-{i}") == cert)
+        {
+            "temporal-client"
+        } else {
+            cert
+        };
+        let Some((_, token)) = tokens.iter().find(|(sc, _)| *sc == scope) else {
+            continue;
+        };
+        out.push_str(&format!(
+            "\n[profile.{profile}]\naddress = {}\nnamespace = {}\napi_key = {}\n\n[profile.{profile}.tls]\nclient_cert_path = {}\nclient_key_path = {}\nserver_ca_cert_path = {}\nserver_name = {}\n",
+            toml_str(&s.temporal_address),
+            toml_str(ns),
+            toml_str(token),
+            path(&format!("{cert}.crt")),
+            path(&format!("{cert}.key")),
+            path("ca.crt"),
+            toml_str(&s.temporal_server_name),
+        ));
+    }
+    out
+}

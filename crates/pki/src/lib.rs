@@ -1,0 +1,25 @@
+//! Bulwark's identity material: a root CA with separate internode, client and server
+//! issuing CAs, leaf certificates, the JWT signing key and JWKS, scoped static tokens and the
+//! inventory (`manifest.json`) that describes them.
+//!
+//! The certs directory is the unit of work: [`generate`] creates or renews it atomically,
+//! [`verify::verify_dir`] checks it independently of how it was made, and
+//! [`manifest::Manifest`] describes it.
+#![forbid(unsafe_code)]
+
+pub mod cert;
+pub mod error;
+pub mod fs;
+pub mod generate;
+pub mod jwt;
+pub mod keys;
+pub mod layout;
+pub mod manifest;
+pub mod names;
+pub mod settings;
+pub mod trust;
+pub mod verify;
+
+pub use error::{Error, Result, TokenError};
+pub use generate::{Change, Mode, Report, generate};
+pub use settings::Settings;

@@ -1,0 +1,412 @@
+//! `verify`: check a certificates directory without trusting how it was produced.
+//!
+//! Every certificate chain is verified with webpki for its intended use against the trust
+//! the other side will actually use, every key is matched to its certificate, every token is
+//! verified against `jwks.json`, and file modes are checked. The manifest is used as the
+//! list of items and cross-checked against the files.
+
+use std::{fmt, path::Path};
+
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+
+use crate::{
+    cert::{self, CertInfo},
+    fs::{self as pfs, DIR_MODE, SECRET_MODE},
+    jwt::{self, Jwks, SigningKey},
+    layout,
+    manifest::{Entry, ItemKind, MANIFEST_FILE, Manifest, Status},
+    trust::{self, Usage},
+};
+
+/// How bad a finding is. Errors make `verify` fail; warnings do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One finding about one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub item: String,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{sev}: {}: {}", self.item, self.message)
+    }
+}
+
+struct Checker<'a> {
+    dir: &'a Path,
+    now: OffsetDateTime,
+    renew_fraction: f64,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, item: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            item: item.to_owned(),
+            severity: Severity::Error,
+            message: message.into(),
+        });
+    }
+
+    fn warn(&mut self, item: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            item: item.to_owned(),
+            severity: Severity::Warning,
+            message: message.into(),
+        });
+    }
+
+    fn read(&mut self, item: &str, file: &str) -> Option<Vec<u8>> {
+        match pfs::read_optional(&self.dir.join(file)) {
+            Ok(Some(b)) => Some(b),
+            Ok(None) => {
+                self.error(item, format!("{file} is missing"));
+                None
+            }
+            Err(e) => {
+                self.error(item, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn certs(&mut self, item: &str, file: &str) -> Option<Vec<CertInfo>> {
+        let bytes = self.read(item, file)?;
+        match cert::parse_pem_chain(&bytes, &self.dir.join(file)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.error(item, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn secret_mode(&mut self, item: &str, file: &str) {
+        if let Ok(mode) = pfs::mode_of(&self.dir.join(file)) {
+            if mode & 0o077 != 0 {
+                self.error(
+                    item,
+                    format!("{file} has mode {mode:o}; private material must be 600"),
+                );
+            } else if mode != SECRET_MODE {
+                self.warn(item, format!("{file} has mode {mode:o}, expected 600"));
+            }
+        }
+    }
+
+    fn lifetime(&mut self, entry: &Entry) {
+        match entry.status(self.now, self.renew_fraction) {
+            Status::Expired => self.error(&entry.id, "expired"),
+            Status::RenewSoon => self.warn(
+                &entry.id,
+                format!(
+                    "due for renewal ({} days left)",
+                    entry.days_left(self.now).unwrap_or(0)
+                ),
+            ),
+            Status::Valid => {}
+        }
+    }
+
+    fn cert_item(&mut self, entry: &Entry, manifest: &Manifest) {
+        let id = entry.id.as_str();
+        let Some(chain) = self.certs(id, &entry.path) else {
+            return;
+        };
+        let leaf = &chain[0];
+        if leaf.fingerprint != entry.fingerprint {
+            self.error(
+                id,
+                format!(
+                    "{} is not the certificate recorded in the manifest (replaced or swapped)",
+                    entry.path
+                ),
+            );
+        }
+        if self.now >= leaf.not_after {
+            self.error(id, format!("{} expired at {}", entry.path, leaf.not_after));
+        } else if leaf.due_for_renewal(self.now, self.renew_fraction) {
+            self.warn(
+                id,
+                format!(
+                    "due for renewal ({} days left)",
+                    (leaf.not_after - self.now).whole_days()
+                ),
+            );
+        }
+        if let Some(key_file) = &entry.key_path {
+            self.secret_mode(id, key_file);
+            if let Some(bytes) = self.read(id, key_file) {
+                match std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|t| cert::parse_key(t, &self.dir.join(key_file)).ok())
+                {
+                    Some(key) if leaf.matches_key(&key) => {}
+                    Some(_) => self.error(id, format!("{key_file} does not match {}", entry.path)),
+                    None => self.error(id, format!("{key_file} is not a valid private key")),
+                }
+            }
+        }
+        let issuer = entry
+            .issuer
+            .as_deref()
+            .and_then(|i| manifest.get(i))
+            .and_then(|e| {
+                pfs::read_optional(&self.dir.join(&e.path))
+                    .ok()
+                    .flatten()
+                    .map(|b| (e.path.clone(), b))
+            })
+            .and_then(|(p, b)| cert::parse_pem_chain(&b, &self.dir.join(&p)).ok());
+        let root = pfs::read_optional(&self.dir.join("ca.crt"))
+            .ok()
+            .flatten()
+            .and_then(|b| cert::parse_pem_chain(&b, &self.dir.join("ca.crt")).ok());
+        let ders: Vec<CertificateDer<'_>> = chain.iter().map(|c| c.der.clone()).collect();
+        let bundle = |c: &mut Self, file: &str| -> Vec<CertificateDer<'static>> {
+            c.certs(id, file)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.der)
+                .collect()
+        };
+        match entry.kind {
+            ItemKind::RootCa => {
+                if !leaf.is_ca || !leaf.is_signed_by(leaf) {
+                    self.error(id, "ca.crt is not a self-signed CA certificate");
+                }
+            }
+            ItemKind::IntermediateCa => {
+                let ok = leaf.is_ca && issuer.as_ref().is_some_and(|i| leaf.is_signed_by(&i[0]));
+                if !ok {
+                    self.error(id, format!("{} is not a CA issued by ca.crt", entry.path));
+                }
+            }
+            ItemKind::ServerCert => {
+                let roots: Vec<_> = root.iter().flatten().map(|c| c.der.clone()).collect();
+                let name = leaf
+                    .sans
+                    .iter()
+                    .find_map(|s| s.strip_prefix("DNS:"))
+                    .map(str::to_owned);
+                if let Err(e) =
+                    trust::verify_chain(&ders, &roots, Usage::Server, name.as_deref(), self.now)
+                {
+                    self.error(
+                        id,
+                        format!("does not verify as a TLS server certificate against ca.crt: {e}"),
+                    );
+                }
+                if leaf.client_auth {
+                    self.error(
+                        id,
+                        "a frontend server certificate must not carry clientAuth",
+                    );
+                }
+            }
+            ItemKind::InternodeCert => {
+                let trust = bundle(self, "internode-trust.pem");
+                for usage in [Usage::Server, Usage::Client] {
+                    if let Err(e) = trust::verify_chain(&ders, &trust, usage, None, self.now) {
+                        self.error(
+                            id,
+                            format!("does not verify for internode {usage:?} use: {e}"),
+                        );
+                    }
+                }
+            }
+            ItemKind::ClientCert => {
+                let trust = bundle(self, "client-trust.pem");
+                if let Err(e) = trust::verify_chain(&ders, &trust, Usage::Client, None, self.now) {
+                    self.error(
+                        id,
+                        format!(
+                            "does not verify as a client certificate against client-trust.pem: {e}"
+                        ),
+                    );
+                }
+                if leaf.server_auth {
+                    self.error(id, "a client certificate must not carry serverAuth");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn jwt(&mut self, entry: &Entry) -> Option<Jwks> {
+        let id = entry.id.as_str();
+        let key_file = entry
+            .key_path
+            .clone()
+            .unwrap_or_else(|| layout::JWT_PRIVATE.into());
+        self.secret_mode(id, &key_file);
+        let key = self.read(id, &key_file).and_then(|b| {
+            match std::str::from_utf8(&b)
+                .map_err(|e| e.to_string())
+                .and_then(SigningKey::from_pem)
+            {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    self.error(id, format!("{key_file}: {e}"));
+                    None
+                }
+            }
+        });
+        let public = self.read(id, &entry.path);
+        let jwks: Option<Jwks> =
+            self.read(id, layout::JWKS)
+                .and_then(|b| match serde_json::from_slice(&b) {
+                    Ok(j) => Some(j),
+                    Err(e) => {
+                        self.error(id, format!("{} is not a JWK set: {e}", layout::JWKS));
+                        None
+                    }
+                });
+        if let Some(key) = &key {
+            if public
+                .as_deref()
+                .is_some_and(|p| p != key.public_pem().as_bytes())
+            {
+                self.error(id, format!("{} does not match {key_file}", entry.path));
+            }
+            if entry.kid.as_deref() != Some(key.kid()) {
+                self.error(
+                    id,
+                    "signing key kid differs from the manifest (replaced or swapped)",
+                );
+            }
+            if let Some(j) = &jwks {
+                if j.find(key.kid()) != Some(key.jwk()) {
+                    self.error(
+                        id,
+                        format!("{} does not publish the current signing key", layout::JWKS),
+                    );
+                }
+            }
+        }
+        self.lifetime(entry);
+        jwks
+    }
+
+    fn token(&mut self, entry: &Entry, jwks: Option<&Jwks>) {
+        let id = entry.id.as_str();
+        self.secret_mode(id, &entry.path);
+        let Some(bytes) = self.read(id, &entry.path) else {
+            return;
+        };
+        let Some(jwks) = jwks else {
+            self.error(id, "cannot be checked without a valid jwks.json");
+            return;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        match jwt::verify(text.trim(), jwks, self.now, None) {
+            Ok(claims) => {
+                let scope_ok = crate::jwt::Scope::ALL
+                    .iter()
+                    .any(|s| layout::token(*s).0 == id && s.as_str() == claims.scope);
+                if !scope_ok {
+                    self.error(
+                        id,
+                        format!(
+                            "carries scope {:?}, not the one its file name says",
+                            claims.scope
+                        ),
+                    );
+                }
+                let shape_ok = !claims.permissions.is_empty()
+                    && claims.permissions.iter().all(|p| {
+                        p.split_once(':').is_some_and(|(ns, role)| {
+                            !ns.is_empty() && matches!(role, "read" | "write" | "worker" | "admin")
+                        })
+                    });
+                if !shape_ok {
+                    self.error(
+                        id,
+                        "permissions are not in Temporal's <namespace>:<role> form",
+                    );
+                }
+                self.lifetime(entry);
+            }
+            Err(e) => self.error(
+                id,
+                format!("{} rejected against jwks.json: {e}", entry.path),
+            ),
+        }
+    }
+}
+
+/// Check `dir`. Returns every finding; the directory is sound when no finding is an error.
+pub fn verify_dir(dir: &Path, now: OffsetDateTime, renew_fraction: f64) -> Vec<Problem> {
+    let mut c = Checker {
+        dir,
+        now,
+        renew_fraction,
+        problems: Vec::new(),
+    };
+    if let Ok(mode) = pfs::mode_of(dir) {
+        if mode & 0o077 != 0 {
+            c.error(
+                "directory",
+                format!("{} has mode {mode:o}, expected {DIR_MODE:o}", dir.display()),
+            );
+        }
+    }
+    let Some(bytes) = c.read("manifest", MANIFEST_FILE) else {
+        return c.problems;
+    };
+    let manifest: Manifest = match serde_json::from_slice(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            c.error("manifest", format!("{MANIFEST_FILE} is not valid: {e}"));
+            return c.problems;
+        }
+    };
+    let mut jwks = None;
+    for entry in &manifest.items {
+        match entry.kind {
+            ItemKind::JwtSigningKey => jwks = c.jwt(entry),
+            ItemKind::Token | ItemKind::CliConfig => {}
+            ItemKind::TrustBundle => {
+                if let Some(bytes) = c.read(&entry.id, &entry.path) {
+                    use sha2::Digest;
+                    if hex::encode(sha2::Sha256::digest(&bytes)) != entry.fingerprint {
+                        c.error(
+                            &entry.id,
+                            format!("{} differs from the manifest", entry.path),
+                        );
+                    }
+                    if cert::parse_pem_chain(&bytes, &dir.join(&entry.path)).is_err() {
+                        c.error(
+                            &entry.id,
+                            format!("{} is not a PEM certificate bundle", entry.path),
+                        );
+                    }
+                }
+            }
+            _ => c.cert_item(entry, &manifest),
+        }
+    }
+    for entry in manifest.items.iter().filter(|e| e.kind == ItemKind::Token) {
+        c.token(entry, jwks.as_ref());
+    }
+    for entry in manifest
+        .items
+        .iter()
+        .filter(|e| e.kind == ItemKind::CliConfig)
+    {
+        c.secret_mode(&entry.id, &entry.path);
+    }
+    c.problems
+}
