@@ -245,6 +245,19 @@ impl Run<'_> {
                 None => None,
             };
             let (existing, reason) = self.plan_cert(&spec, parent);
+            if reason.is_none() && existing.is_some() {
+                // Re-stage kept files with their own bytes: unchanged files are skipped at
+                // write time, but a loosened mode on a kept key is repaired.
+                for (name, secret_file) in [(spec.cert_file(), false), (spec.key_file(), true)] {
+                    if let Some(Some(bytes)) = self.read(&name) {
+                        self.files.push(if secret_file {
+                            secret(name, bytes)
+                        } else {
+                            public(name, bytes)
+                        });
+                    }
+                }
+            }
             let Some((info, key, renewed, previous)) = (match reason {
                 None => existing.map(|(info, key)| (info, key, false, None)),
                 Some(reason) => self.issue_cert(&spec, parent, reason).map(|(info, key)| {
@@ -533,7 +546,12 @@ impl Run<'_> {
             .cloned()
             .collect();
         let (key, not_before, renewed) = match (reason, existing) {
-            (None, Some((key, nb))) => (key, nb, false),
+            (None, Some((key, nb))) => {
+                if let Some(Some(bytes)) = self.read(priv_file) {
+                    self.files.push(secret(priv_file.into(), bytes));
+                }
+                (key, nb, false)
+            }
             (Some(reason), previous) => {
                 let key = match SigningKey::generate(self.settings.jwt_algorithm) {
                     Ok(k) => k,

@@ -183,10 +183,8 @@ impl Checker<'_> {
                 .collect()
         };
         match entry.kind {
-            ItemKind::RootCa => {
-                if !leaf.is_ca || !leaf.is_signed_by(leaf) {
-                    self.error(id, "ca.crt is not a self-signed CA certificate");
-                }
+            ItemKind::RootCa if !leaf.is_ca || !leaf.is_signed_by(leaf) => {
+                self.error(id, "ca.crt is not a self-signed CA certificate");
             }
             ItemKind::IntermediateCa => {
                 let ok = leaf.is_ca && issuer.as_ref().is_some_and(|i| leaf.is_signed_by(&i[0]));

@@ -1,0 +1,93 @@
+//! The `bulwark-init` command line: exit codes and messages an operator acts on.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::process::{Command, Output};
+
+fn init(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bulwark-init"))
+        .args(args)
+        .env_remove("BULWARK_CERTS_DIR")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn generate_verify_inspect_rotate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("certs");
+    let d = dir.to_str().unwrap();
+    let out = init(&["generate", "--out", d]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = init(&["verify", "--dir", d]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let out = init(&["inspect", "--dir", d, "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = v["items"].as_array().unwrap();
+    let server = items.iter().find(|i| i["id"] == "temporal-server").unwrap();
+    assert_eq!(server["status"], "valid");
+    assert!(server["days_left"].as_i64().unwrap() >= 29);
+
+    let out = init(&["rotate", "client-token", "--dir", d]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("client-token"));
+
+    let out = init(&["rotate", "no-such-item", "--dir", d]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("unknown item \"no-such-item\""),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn bad_input_is_named_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("certs");
+    let d = dir.to_str().unwrap();
+    for (flag, value, needle) in [
+        ("--server-san", "bad name!", "bad name!"),
+        ("--namespace", "a:b", "a:b"),
+        ("--jwt-algorithm", "HS256", "HS256"),
+        ("--leaf-lifetime", "soon", "soon"),
+    ] {
+        let out = init(&["generate", "--out", d, flag, value]);
+        assert!(!out.status.success(), "{flag} {value} accepted");
+        assert!(text(&out).contains(needle), "{flag}: {}", text(&out));
+    }
+    assert!(!dir.exists(), "a rejected run created the directory");
+
+    let file = tmp.path().join("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = init(&["generate", "--out", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("is not a directory"), "{}", text(&out));
+}
+
+#[test]
+fn verify_fails_naming_each_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("certs");
+    let d = dir.to_str().unwrap();
+    assert!(init(&["generate", "--out", d]).status.success());
+    std::fs::write(dir.join("worker-token.jwt"), "not.a.token").unwrap();
+    std::fs::copy(dir.join("client-ui.key"), dir.join("client-api.key")).unwrap();
+    let out = init(&["verify", "--dir", d]);
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(
+        t.contains("worker-token") && t.contains("client-api.key does not match"),
+        "{t}"
+    );
+    assert!(t.contains("FAILED: 2 problems"), "{t}");
+}
