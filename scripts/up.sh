@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Runs the Bulwark topology as local processes (no Docker): Postgres, identity material from
+# bulwark-init, the secured Temporal server. Idempotent: running it again on an existing
+# .bulwark/ keeps all data and restarts only what is not running.
+#
+#   scripts/up.sh            # everything
+#   scripts/up.sh temporal   # (re)start only Temporal (Postgres must be up)
+#   scripts/up.sh postgres   # (re)start only Postgres
+#
+# Environment: BULWARK_PG_PORT (15432), BULWARK_TEMPORAL_FRONTEND_PORT (7233),
+# BULWARK_NAMESPACES (default), BULWARK_CERTS_DIR (./certs), BULWARK_TLS_REFRESH_INTERVAL (1m),
+# BULWARK_STATE_DIR (./.bulwark).
+source "$(dirname "$0")/lib.sh"
+
+what=${1:-all}
+PG_PORT=${BULWARK_PG_PORT:-15432}
+FRONTEND_PORT=${BULWARK_TEMPORAL_FRONTEND_PORT:-7233}
+NAMESPACES=${BULWARK_NAMESPACES:-default}
+CERTS=${BULWARK_CERTS_DIR:-$ROOT/certs}
+[[ $CERTS = /* ]] || CERTS="$ROOT/$CERTS"
+LOGS="$STATE/logs" RUN="$STATE/run" SECRETS="$STATE/secrets" PGDIR="$STATE/pg"
+
+running() { [[ -f $RUN/$1.pid ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+as_pg() { runuser -u postgres -- "$@"; }
+
+[[ $PG_PORT =~ ^[0-9]+$ ]] || die "BULWARK_PG_PORT must be a port number, got '$PG_PORT'"
+[[ $FRONTEND_PORT =~ ^[0-9]+$ ]] || die "BULWARK_TEMPORAL_FRONTEND_PORT must be a port number, got '$FRONTEND_PORT'"
+
+"$ROOT/scripts/install.sh"
+mkdir -p "$LOGS" "$RUN" "$SECRETS"
+chmod 755 "$STATE"; chmod 700 "$SECRETS"
+TEMPORAL_CLI="$VENV/bin/temporal"
+
+# --- Bulwark binaries --------------------------------------------------------------------
+BIN=${BULWARK_BIN_DIR:-}
+if [[ -z $BIN ]]; then
+  log "building bulwark binaries"
+  (cd "$ROOT" && cargo build -q -p bulwark-init) || die "cargo build failed"
+  BIN="$ROOT/target/debug"
+fi
+
+secret_file() { # secret_file NAME -> path of a generated-once 0600 random secret
+  local f="$SECRETS/$1"
+  if [[ ! -s $f ]]; then (umask 077; openssl rand -hex 24 >"$f"); fi
+  printf '%s' "$f"
+}
+
+# --- identity material -------------------------------------------------------------------
+identity() {
+  log "bulwark-init generate --out $CERTS"
+  "$BIN/bulwark-init" generate --out "$CERTS" --namespace "$NAMESPACES" \
+    --temporal-address "127.0.0.1:$FRONTEND_PORT" >"$LOGS/init.log" 2>&1 \
+    || { cat "$LOGS/init.log" >&2; die "bulwark-init generate failed (see above); fix or rotate the named item"; }
+  "$BIN/bulwark-init" verify --dir "$CERTS" >"$LOGS/verify.log" 2>&1 \
+    || { grep -v '^warning' "$LOGS/verify.log" >&2; die "certificates in $CERTS are not valid"; }
+}
+
+# --- Postgres ----------------------------------------------------------------------------
+postgres_up() {
+  [[ -x $PG_BIN/initdb ]] || die "Postgres binaries not found (looked in $PG_BIN)"
+  if [[ ! -f $PGDIR/data/PG_VERSION ]]; then
+    log "initialising Postgres in $PGDIR/data"
+    mkdir -p "$PGDIR/data" "$PGDIR/run"
+    chown -R postgres:postgres "$PGDIR"; chmod 700 "$PGDIR/data"
+    local pw; pw=$(secret_file postgres-superuser.password)
+    install -m 600 -o postgres "$pw" "$PGDIR/.pwfile"
+    as_pg "$PG_BIN/initdb" -D "$PGDIR/data" -U postgres --pwfile="$PGDIR/.pwfile" \
+      --auth-local=peer --auth-host=scram-sha-256 >"$LOGS/initdb.log" 2>&1 \
+      || { cat "$LOGS/initdb.log" >&2; die "initdb failed"; }
+    rm -f "$PGDIR/.pwfile"
+  fi
+  if as_pg "$PG_BIN/pg_ctl" -D "$PGDIR/data" status >/dev/null 2>&1; then
+    log "Postgres already running"
+  else
+    log "starting Postgres on 127.0.0.1:$PG_PORT"
+    touch "$LOGS/postgres.log"; chown postgres "$LOGS/postgres.log"
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDIR/data" -l "$LOGS/postgres.log" -w -t 60 start \
+      -o "-p $PG_PORT -h 127.0.0.1 -k $PGDIR/run" >/dev/null \
+      || { tail -20 "$LOGS/postgres.log" >&2; die "Postgres did not start (port $PG_PORT in use?)"; }
+  fi
+  head -1 "$PGDIR/data/postmaster.pid" >"$RUN/postgres.pid"
+  local tpw bpw; tpw=$(cat "$(secret_file temporal-db.password)"); bpw=$(cat "$(secret_file bulwark-db.password)")
+  as_pg psql -h "$PGDIR/run" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
+    -v tpw="$tpw" -v bpw="$bpw" >"$LOGS/psql.log" 2>&1 <<'SQL' || { cat "$LOGS/psql.log" >&2; die "creating Postgres roles failed"; }
+SELECT format('CREATE ROLE temporal LOGIN PASSWORD %L', :'tpw') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'temporal') \gexec
+SELECT format('ALTER ROLE temporal PASSWORD %L', :'tpw') \gexec
+SELECT format('CREATE ROLE bulwark LOGIN PASSWORD %L', :'bpw') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bulwark') \gexec
+SELECT format('ALTER ROLE bulwark PASSWORD %L', :'bpw') \gexec
+SELECT 'CREATE DATABASE temporal OWNER temporal' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'temporal') \gexec
+SELECT 'CREATE DATABASE temporal_visibility OWNER temporal' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'temporal_visibility') \gexec
+SELECT 'CREATE DATABASE bulwark OWNER bulwark' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'bulwark') \gexec
+SQL
+}
+
+schemas() {
+  log "setting up / upgrading Temporal schemas"
+  export SQL_PLUGIN=postgres12 SQL_HOST=127.0.0.1 SQL_PORT=$PG_PORT SQL_USER=temporal
+  SQL_PASSWORD=$(cat "$SECRETS/temporal-db.password"); export SQL_PASSWORD
+  for db in temporal:temporal temporal_visibility:visibility; do
+    local name=${db%%:*} schema=${db##*:}
+    if ! "$TEMPORAL_BIN_DIR/sql" --db "$name" update-schema --schema-name "postgresql/v12/$schema" >>"$LOGS/schema.log" 2>&1; then
+      "$TEMPORAL_BIN_DIR/sql" --db "$name" setup-schema -v 0.0 >>"$LOGS/schema.log" 2>&1 \
+        || { tail -20 "$LOGS/schema.log" >&2; die "temporal-sql-tool setup-schema failed for $name"; }
+      "$TEMPORAL_BIN_DIR/sql" --db "$name" update-schema --schema-name "postgresql/v12/$schema" >>"$LOGS/schema.log" 2>&1 \
+        || { tail -20 "$LOGS/schema.log" >&2; die "temporal-sql-tool update-schema failed for $name"; }
+    fi
+  done
+  unset SQL_PASSWORD
+}
+
+# --- Temporal ----------------------------------------------------------------------------
+tls_args=(--address "127.0.0.1:$FRONTEND_PORT" --tls-ca-path "$CERTS/ca.crt"
+  --tls-cert-path "$CERTS/client-admin.crt" --tls-key-path "$CERTS/client-admin.key"
+  --tls-server-name temporal)
+
+temporal_up() {
+  if running temporal; then log "Temporal already running (pid $(cat "$RUN/temporal.pid"))"; return; fi
+  for f in temporal-server.crt temporal-server.key internode.crt internode.key client-trust.pem internode-trust.pem jwks.json; do
+    [[ -s $CERTS/$f ]] || die "missing $CERTS/$f; run bulwark-init generate"
+  done
+  log "starting Temporal $TEMPORAL_SERVER_VERSION (frontend 127.0.0.1:$FRONTEND_PORT)"
+  (
+    cd "$ROOT"
+    export BULWARK_CERTS_DIR="$CERTS" BULWARK_PG_PORT="$PG_PORT" BULWARK_TEMPORAL_FRONTEND_PORT="$FRONTEND_PORT"
+    export BULWARK_TEMPORAL_DYNAMIC_CONFIG="$ROOT/config/temporal/dynamicconfig.yaml"
+    BULWARK_TEMPORAL_DB_PASSWORD=$(cat "$SECRETS/temporal-db.password"); export BULWARK_TEMPORAL_DB_PASSWORD
+    exec setsid "$TEMPORAL_BIN_DIR/server" --config-file "$ROOT/config/temporal/temporal.yaml" start \
+      --service frontend --service internal-frontend --service history --service matching --service worker \
+      >>"$LOGS/temporal.log" 2>&1 </dev/null
+  ) &
+  echo $! >"$RUN/temporal.pid"
+  local deadline=$((SECONDS + 120))
+  until "$TEMPORAL_CLI" operator cluster health "${tls_args[@]}" 2>/dev/null | grep -q SERVING; do
+    running temporal || { tail -30 "$LOGS/temporal.log" >&2; die "Temporal exited during startup (log: $LOGS/temporal.log)"; }
+    ((SECONDS < deadline)) || { tail -30 "$LOGS/temporal.log" >&2; die "Temporal not healthy after 120s"; }
+    sleep 1
+  done
+  log "Temporal is serving"
+}
+
+namespaces() {
+  local token; token=$(cat "$CERTS/system-token.jwt")
+  IFS=, read -ra nss <<<"$NAMESPACES"
+  for ns in "${nss[@]}"; do
+    if "$TEMPORAL_CLI" operator namespace describe --namespace "$ns" "${tls_args[@]}" --api-key "$token" >/dev/null 2>&1; then
+      continue
+    fi
+    log "creating namespace $ns"
+    "$TEMPORAL_CLI" operator namespace create --namespace "$ns" --retention 72h "${tls_args[@]}" --api-key "$token" >>"$LOGS/namespaces.log" 2>&1 \
+      || { cat "$LOGS/namespaces.log" >&2; die "creating namespace $ns failed"; }
+  done
+}
+
+write_env() {
+  local tmp="$STATE/env.tmp"
+  cat >"$tmp" <<ENV
+# Written by scripts/up.sh; read by the end-to-end suites in tests/.
+BULWARK_TEMPORAL_ADDRESS=127.0.0.1:$FRONTEND_PORT
+BULWARK_TEMPORAL_SERVER_NAME=temporal
+BULWARK_TEMPORAL_INTERNODE_ADDRESS=127.0.0.1:7234
+BULWARK_TEMPORAL_INTERNAL_FRONTEND_ADDRESS=127.0.0.1:7236
+BULWARK_CERTS_DIR=$CERTS
+BULWARK_NAMESPACES=$NAMESPACES
+BULWARK_PG_HOST=127.0.0.1
+BULWARK_PG_PORT=$PG_PORT
+BULWARK_PG_SUPERUSER_PASSWORD_FILE=$SECRETS/postgres-superuser.password
+BULWARK_BULWARK_DB_PASSWORD_FILE=$SECRETS/bulwark-db.password
+BULWARK_TEMPORAL_CLI=$TEMPORAL_CLI
+BULWARK_RESTART_CMD=$ROOT/scripts/restart.sh
+ENV
+  mv "$tmp" "$STATE/env"
+}
+
+case $what in
+  all)
+    start=$SECONDS
+    identity; postgres_up; schemas; temporal_up; namespaces; write_env
+    log "up in $((SECONDS - start))s; environment in $STATE/env" ;;
+  postgres) postgres_up ;;
+  temporal) identity; temporal_up; namespaces ;;
+  *) die "usage: $0 [all|postgres|temporal]" ;;
+esac
