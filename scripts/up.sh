@@ -115,6 +115,9 @@ tls_args=(--address "127.0.0.1:$FRONTEND_PORT" --tls-ca-path "$CERTS/ca.crt"
 
 temporal_up() {
   if running temporal; then log "Temporal already running (pid $(cat "$RUN/temporal.pid"))"; return; fi
+  "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 5 \
+    || die "Postgres at 127.0.0.1:$PG_PORT is unreachable; start it with scripts/up.sh postgres"
+  [[ -s $SECRETS/temporal-db.password ]] || die "missing $SECRETS/temporal-db.password; run scripts/up.sh (all) first"
   for f in temporal-server.crt temporal-server.key internode.crt internode.key client-trust.pem internode-trust.pem jwks.json; do
     [[ -s $CERTS/$f ]] || die "missing $CERTS/$f; run bulwark-init generate"
   done

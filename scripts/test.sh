@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, checks formatting and lints, brings up the
+# native stack, runs the Rust tests (with a real Postgres), the OpenSSL cross-check of the
+# certs, the up.sh failure tests and the auth conformance suite, then stops the stack.
+# Set BULWARK_KEEP_UP=1 to leave the stack running afterwards.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+status=0
+step() { printf '\n=== %s\n' "$*"; }
+run() { "$@" || { echo "--- FAILED: $*"; status=1; }; }
+
+step "install"
+scripts/install.sh
+
+step "cargo fmt --check"
+run cargo fmt --all -- --check
+step "cargo clippy -D warnings"
+run cargo clippy -q --workspace --all-targets -- -D warnings
+
+step "bring up the native stack"
+started_here=0
+[[ -f $STATE/run/temporal.pid ]] && kill -0 "$(cat "$STATE/run/temporal.pid")" 2>/dev/null || started_here=1
+if [[ ${BULWARK_KEEP_UP:-0} != 1 && $started_here == 1 ]]; then
+  trap 'step "stop the native stack"; scripts/down.sh' EXIT
+fi
+scripts/up.sh || { echo "--- FAILED: scripts/up.sh"; exit 1; }
+set -a; source "$STATE/env"; set +a
+
+step "cargo test (workspace, with Postgres)"
+BULWARK_TEST_DATABASE_URL="postgres://postgres:$(cat "$BULWARK_PG_SUPERUSER_PASSWORD_FILE")@127.0.0.1:$BULWARK_PG_PORT/postgres" \
+BULWARK_REQUIRE_DB=1 run cargo test -q --workspace
+
+step "OpenSSL cross-check of $BULWARK_CERTS_DIR"
+run scripts/check-certs-openssl.sh "$BULWARK_CERTS_DIR"
+
+step "up.sh fails fast on bad input"
+run tests/stack/up_failures.sh
+
+step "auth conformance suite"
+run "$VENV/bin/python" tests/conformance/conformance.py --env "$STATE/env"
+
+step "result"
+if ((status == 0)); then echo "ALL TESTS PASSED"; else echo "SOME TESTS FAILED"; fi
+exit $status

@@ -1,0 +1,116 @@
+"""Shared plumbing for Bulwark's end-to-end suites: the stack description (.bulwark/env),
+a check runner that prints one line per check and a final tally, and Temporal clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from temporalio.client import Client, TLSConfig
+from temporalio.service import RPCError, RPCStatusCode
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_env(path: str | None = None) -> dict[str, str]:
+    """Read KEY=value lines; the process environment overrides the file."""
+    path = path or os.environ.get("BULWARK_ENV_FILE") or str(ROOT / ".bulwark" / "env")
+    env: dict[str, str] = {}
+    try:
+        for line in Path(path).read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                k, v = line.split("=", 1)
+                env[k] = v
+    except FileNotFoundError:
+        sys.exit(f"error: {path} not found; start the stack with scripts/up.sh or set BULWARK_ENV_FILE")
+    env.update({k: v for k, v in os.environ.items() if k.startswith("BULWARK_")})
+    for required in ("BULWARK_TEMPORAL_ADDRESS", "BULWARK_TEMPORAL_SERVER_NAME", "BULWARK_CERTS_DIR"):
+        if required not in env:
+            sys.exit(f"error: {required} missing from {path}")
+    return env
+
+
+class Skip(Exception):
+    """Raised by a check that cannot run against this stack (reported, not counted as passed)."""
+
+
+@dataclass
+class Runner:
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    async def run(self, name: str, fn: Callable[[], Awaitable[str | None]], timeout: float = 120) -> None:
+        start = time.monotonic()
+        try:
+            detail = await asyncio.wait_for(fn(), timeout)
+            self.passed += 1
+            print(f"ok   - {name}{f' ({detail})' if detail else ''} [{time.monotonic() - start:.1f}s]", flush=True)
+        except Skip as e:
+            self.skipped += 1
+            print(f"skip - {name}: {e}", flush=True)
+        except Exception as e:  # noqa: BLE001 - every failure is reported, none aborts the suite
+            self.failed += 1
+            self.failures.append(name)
+            reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            print(f"FAIL - {name}: {reason}", flush=True)
+            if os.environ.get("BULWARK_TEST_VERBOSE"):
+                traceback.print_exc()
+
+    def summary(self) -> int:
+        extra = f", {self.skipped} skipped" if self.skipped else ""
+        print(f"{self.passed} passed, {self.failed} failed{extra}", flush=True)
+        return 1 if self.failed else 0
+
+
+class Stack:
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.address = env["BULWARK_TEMPORAL_ADDRESS"]
+        self.server_name = env["BULWARK_TEMPORAL_SERVER_NAME"]
+        self.certs = Path(env["BULWARK_CERTS_DIR"])
+        self.namespace = env.get("BULWARK_NAMESPACES", "default").split(",")[0]
+
+    def read(self, name: str) -> bytes:
+        return (self.certs / name).read_bytes()
+
+    def token(self, name: str) -> str:
+        return self.read(name).decode().strip()
+
+    def tls(self, identity: str = "temporal-client") -> TLSConfig:
+        return TLSConfig(
+            server_root_ca_cert=self.read("ca.crt"),
+            domain=self.server_name,
+            client_cert=self.read(f"{identity}.crt"),
+            client_private_key=self.read(f"{identity}.key"),
+        )
+
+    async def client(self, token: str | None, identity: str = "temporal-client", namespace: str | None = None) -> Client:
+        return await Client.connect(
+            self.address,
+            namespace=namespace or self.namespace,
+            tls=self.tls(identity),
+            api_key=token,
+        )
+
+
+DENIED = (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNAUTHENTICATED)
+
+
+async def expect_denied(call: Callable[[], Awaitable[object]]) -> str:
+    """Run `call`; it must fail with PermissionDenied/Unauthenticated. Returns the status."""
+    try:
+        await call()
+    except RPCError as e:
+        if e.status in DENIED:
+            return e.status.name
+        raise AssertionError(f"expected denial, got {e.status.name}: {e}") from e
+    raise AssertionError("call was allowed")
