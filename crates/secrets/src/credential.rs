@@ -471,6 +471,15 @@ impl CredentialRegistry {
         })
     }
 
+    /// True when `t` is built in or registered.
+    #[must_use]
+    pub fn knows(&self, t: &CredentialType) -> bool {
+        match t {
+            CredentialType::Custom(name) => self.custom.contains_key(name),
+            _ => true,
+        }
+    }
+
     /// Parses `map` (what the store returned) as the type `reference` names.
     pub fn parse(&self, reference: &CredentialRef, map: &SecretMap) -> Result<Credential> {
         let f = Fields::new(reference, map);

@@ -249,6 +249,11 @@ impl Resolver {
     /// Resolves `reference` from its store, bypassing (and not filling) the cache.
     pub async fn resolve_uncached(&self, reference: &CredentialRef) -> Result<Arc<Credential>> {
         reference.validate()?;
+        if !self.inner.registry.knows(&reference.credential_type) {
+            return Err(SecretsError::UnknownCredentialType {
+                reference: Box::new(reference.clone()),
+            });
+        }
         let store = self.route(reference)?;
         tracing::debug!(reference = %reference, "resolving credential");
         let map = match store.get_optional(&reference.name).await {
