@@ -27,8 +27,9 @@ stop_postgres() {
 }
 
 case $what in
-  all) stop_pid temporal; stop_postgres ;;
+  all) stop_pid bulwark-control; stop_pid temporal; stop_postgres ;;
   temporal) stop_pid temporal ;;
+  control) stop_pid bulwark-control ;;
   postgres) stop_postgres ;;
-  *) die "usage: $0 [all|temporal|postgres]" ;;
+  *) die "usage: $0 [all|temporal|postgres|control]" ;;
 esac

@@ -15,6 +15,9 @@ source "$(dirname "$0")/lib.sh"
 what=${1:-all}
 PG_PORT=${BULWARK_PG_PORT:-15432}
 FRONTEND_PORT=${BULWARK_TEMPORAL_FRONTEND_PORT:-7233}
+CONTROL_PORT=${BULWARK_CONTROL_PORT:-8443}
+CONTROL_URL="https://127.0.0.1:$CONTROL_PORT"
+CREDENTIALS="$STATE/credentials"
 NAMESPACES=${BULWARK_NAMESPACES:-default}
 CERTS=${BULWARK_CERTS_DIR:-$ROOT/certs}
 [[ $CERTS = /* ]] || CERTS="$ROOT/$CERTS"
@@ -35,7 +38,7 @@ TEMPORAL_CLI="$VENV/bin/temporal"
 BIN=${BULWARK_BIN_DIR:-}
 if [[ -z $BIN ]]; then
   log "building bulwark binaries"
-  (cd "$ROOT" && cargo build -q -p bulwark-init) || die "cargo build failed"
+  (cd "$ROOT" && cargo build -q -p bulwark-init -p bulwark-control) || die "cargo build failed"
   BIN="$ROOT/target/debug"
 fi
 
@@ -90,6 +93,38 @@ SELECT 'CREATE DATABASE temporal OWNER temporal' WHERE NOT EXISTS (SELECT FROM p
 SELECT 'CREATE DATABASE temporal_visibility OWNER temporal' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'temporal_visibility') \gexec
 SELECT 'CREATE DATABASE bulwark OWNER bulwark' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'bulwark') \gexec
 SQL
+}
+
+bulwark_db() {
+  local url="$SECRETS/bulwark-db.url"
+  (umask 077; printf 'postgres://bulwark:%s@127.0.0.1:%s/bulwark\n' "$(cat "$SECRETS/bulwark-db.password")" "$PG_PORT" >"$url")
+  log "bulwark-init database (migrations, OAuth clients)"
+  "$BIN/bulwark-init" database --database-url-file "$url" --out "$CREDENTIALS" \
+    --token-url "$CONTROL_URL/oauth/token" --namespace "$NAMESPACES" >>"$LOGS/init.log" 2>&1 \
+    || { tail -20 "$LOGS/init.log" >&2; die "bulwark-init database failed"; }
+}
+
+# start_service NAME READY_URL CMD... : start a Bulwark service in the background and wait
+# until READY_URL answers 200 over HTTPS (verified against our CA).
+start_service() {
+  local name=$1 ready=$2; shift 2
+  if running "$name"; then log "$name already running (pid $(cat "$RUN/$name.pid"))"; return; fi
+  log "starting $name"
+  ( cd "$ROOT"; exec setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null ) &
+  echo $! >"$RUN/$name.pid"
+  local deadline=$((SECONDS + 60))
+  until curl -fsS --cacert "$CERTS/ca.crt" "$ready" >/dev/null 2>&1; do
+    running "$name" || { tail -20 "$LOGS/$name.log" >&2; die "$name exited during startup (log: $LOGS/$name.log)"; }
+    ((SECONDS < deadline)) || { tail -20 "$LOGS/$name.log" >&2; die "$name not ready after 60s"; }
+    sleep 0.5
+  done
+  log "$name is ready"
+}
+
+control_up() {
+  BULWARK_CERTS_DIR="$CERTS" BULWARK_DATABASE_URL_FILE="$SECRETS/bulwark-db.url" \
+  BULWARK_CONTROL_LISTEN="127.0.0.1:$CONTROL_PORT" BULWARK_CONTROL_URL="$CONTROL_URL" BULWARK_LOG_FORMAT=json \
+    start_service bulwark-control "$CONTROL_URL/readyz" "$BIN/bulwark-control"
 }
 
 schemas() {
@@ -170,6 +205,10 @@ BULWARK_PG_SUPERUSER_PASSWORD_FILE=$SECRETS/postgres-superuser.password
 BULWARK_BULWARK_DB_PASSWORD_FILE=$SECRETS/bulwark-db.password
 BULWARK_TEMPORAL_CLI=$TEMPORAL_CLI
 BULWARK_RESTART_CMD=$ROOT/scripts/restart.sh
+BULWARK_CONTROL_URL=$CONTROL_URL
+BULWARK_OPERATOR_CREDENTIALS=$CREDENTIALS/operator-credentials.json
+BULWARK_DEPLOYMENT_SECRETS=$CREDENTIALS/deployment-secrets.json
+BULWARK_LOGS_DIR=$LOGS
 ENV
   mv "$tmp" "$STATE/env"
 }
@@ -177,9 +216,10 @@ ENV
 case $what in
   all)
     start=$SECONDS
-    identity; postgres_up; schemas; temporal_up; namespaces; write_env
+    identity; postgres_up; bulwark_db; schemas; temporal_up; namespaces; control_up; write_env
     log "up in $((SECONDS - start))s; environment in $STATE/env" ;;
   postgres) postgres_up ;;
   temporal) identity; temporal_up; namespaces ;;
-  *) die "usage: $0 [all|postgres|temporal]" ;;
+  control) control_up ;;
+  *) die "usage: $0 [all|postgres|temporal|control]" ;;
 esac

@@ -153,6 +153,24 @@ pub fn cert_specs(s: &Settings) -> Vec<CertSpec> {
             Some(SERVER_CA),
         ),
         spec(
+            "control-server",
+            "bulwark-control",
+            Profile::Server {
+                sans: s.control_sans.clone(),
+            },
+            s.leaf_lifetime,
+            Some(SERVER_CA),
+        ),
+        spec(
+            "api-server",
+            "bulwark-api",
+            Profile::Server {
+                sans: s.api_sans.clone(),
+            },
+            s.leaf_lifetime,
+            Some(SERVER_CA),
+        ),
+        spec(
             "internode",
             "temporal-internode",
             Profile::Internode {

@@ -25,6 +25,10 @@ pub struct Settings {
     pub jwt_algorithm: JwtAlgorithm,
     pub server_sans: Vec<San>,
     pub internode_sans: Vec<San>,
+    /// SANs of bulwark-control's HTTPS certificate.
+    pub control_sans: Vec<San>,
+    /// SANs of bulwark-api's HTTPS certificate.
+    pub api_sans: Vec<San>,
     pub identities: Vec<Identity>,
     pub namespaces: Vec<Namespace>,
     pub issuer: String,
@@ -54,6 +58,8 @@ impl Default for Settings {
             jwt_algorithm: JwtAlgorithm::default(),
             server_sans: parse_all(&["temporal", "temporal-server", "localhost", "127.0.0.1"]),
             internode_sans: parse_all(&["temporal-internode", "localhost", "127.0.0.1"]),
+            control_sans: parse_all(&["bulwark-control", "localhost", "127.0.0.1"]),
+            api_sans: parse_all(&["bulwark-api", "localhost", "127.0.0.1"]),
             identities: parse_all(&DEFAULT_IDENTITIES),
             namespaces: parse_all(&["default"]),
             issuer: "bulwark".into(),
@@ -117,6 +123,8 @@ impl Settings {
         for (what, list) in [
             ("server SANs", self.server_sans.is_empty()),
             ("internode SANs", self.internode_sans.is_empty()),
+            ("control SANs", self.control_sans.is_empty()),
+            ("api SANs", self.api_sans.is_empty()),
             ("namespaces", self.namespaces.is_empty()),
         ] {
             if list {

@@ -5,6 +5,8 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
+mod database;
+
 use anyhow::Context;
 use bulwark_pki::{
     Mode, Settings,
@@ -60,6 +62,29 @@ enum Command {
         json: bool,
         #[arg(long, env = "BULWARK_RENEW_AT", default_value_t = 2.0 / 3.0)]
         renew_at: f64,
+    },
+    /// Apply the Bulwark database migrations and register the appliance's OAuth clients.
+    Database {
+        /// File holding the database URL (contains a password, so never a flag).
+        #[arg(long, env = "BULWARK_DATABASE_URL_FILE")]
+        database_url_file: PathBuf,
+        /// Directory for the operator credentials and the deployment secret store (0700).
+        #[arg(long, env = "BULWARK_CREDENTIALS_DIR")]
+        out: PathBuf,
+        /// Token endpoint written into the operator credentials.
+        #[arg(
+            long,
+            env = "BULWARK_TOKEN_URL",
+            default_value = "https://127.0.0.1:8443/oauth/token"
+        )]
+        token_url: String,
+        #[arg(
+            long = "namespace",
+            env = "BULWARK_NAMESPACES",
+            value_delimiter = ',',
+            default_value = "default"
+        )]
+        namespaces: Vec<Namespace>,
     },
     /// Replace the named items (and what depends on them) even if they are valid.
     Rotate {
@@ -120,6 +145,22 @@ struct SettingsArgs {
         default_value = "temporal-internode,localhost,127.0.0.1"
     )]
     internode_sans: Vec<San>,
+    /// bulwark-control HTTPS certificate SANs.
+    #[arg(
+        long = "control-san",
+        env = "BULWARK_CONTROL_SANS",
+        value_delimiter = ',',
+        default_value = "bulwark-control,localhost,127.0.0.1"
+    )]
+    control_sans: Vec<San>,
+    /// bulwark-api HTTPS certificate SANs.
+    #[arg(
+        long = "api-san",
+        env = "BULWARK_API_SANS",
+        value_delimiter = ',',
+        default_value = "bulwark-api,localhost,127.0.0.1"
+    )]
+    api_sans: Vec<San>,
     /// Client identities that get their own certificate.
     #[arg(
         long = "identity",
@@ -169,6 +210,8 @@ impl SettingsArgs {
         s.jwt_algorithm = self.jwt_algorithm;
         s.server_sans = dedup(self.server_sans);
         s.internode_sans = dedup(self.internode_sans);
+        s.control_sans = dedup(self.control_sans);
+        s.api_sans = dedup(self.api_sans);
         s.identities = dedup(self.identities);
         s.namespaces = dedup(self.namespaces);
         s.issuer = self.issuer;
@@ -236,6 +279,23 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let settings = settings.into_settings()?;
             let report = bulwark_pki::generate(&dir, &settings, Mode::Rotate(&items), now)?;
             print_report(&dir, &report);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Database {
+            database_url_file,
+            out,
+            token_url,
+            namespaces,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(database::run(
+                &database_url_file,
+                &out,
+                &token_url,
+                &dedup(namespaces),
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { dir, renew_at } => {

@@ -1,0 +1,39 @@
+//! The authorization server's rules for Bulwark: OAuth clients with hashed, rotatable
+//! secrets; scopes and the Temporal permissions they grant; the client-credentials grant;
+//! rate limits. HTTP lives in `bulwark-control`; this crate has no web framework in it.
+#![forbid(unsafe_code)]
+
+pub mod grant;
+pub mod ratelimit;
+pub mod scope;
+pub mod secret;
+pub mod signer;
+pub mod store;
+
+pub use grant::{GrantError, IssuedToken, IssuerSettings, TokenIssuer, TokenRequest};
+pub use scope::{Scope, ScopeSet};
+pub use secret::ClientSecret;
+pub use store::{Client, ClientStore};
+
+/// The Bulwark database migrations (`migrations/`), applied by `bulwark-init`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Errors of client management and key loading. Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(
+        "invalid client id {0:?}: use 1-63 lowercase letters, digits, '_' or '-', starting with a letter"
+    )]
+    InvalidClientId(String),
+    #[error("unknown client {0:?}")]
+    UnknownClient(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("JWT signing key: {0}")]
+    Key(String),
+    #[error("the system random source failed")]
+    Random,
+}

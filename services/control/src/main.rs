@@ -1,0 +1,127 @@
+//! bulwark-control: wiring and configuration only; see the library for the handlers.
+#![forbid(unsafe_code)]
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use bulwark_control::{AppState, app, metrics::Metrics};
+use bulwark_oauth::{ClientStore, IssuerSettings, TokenIssuer, signer::KeyFile};
+use bulwark_tls::{PemFiles, Reloading, server_config};
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bulwark-control",
+    version,
+    about = "Bulwark control plane: OAuth2 token endpoint and JWKS"
+)]
+struct Config {
+    #[arg(long, env = "BULWARK_CONTROL_LISTEN", default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Public base URL of this service, for the metadata document.
+    #[arg(
+        long,
+        env = "BULWARK_CONTROL_URL",
+        default_value = "https://127.0.0.1:8443"
+    )]
+    url: String,
+    #[arg(long, env = "BULWARK_CERTS_DIR", default_value = "certs")]
+    certs_dir: PathBuf,
+    /// File holding the Bulwark database URL (it contains a password, so never a flag).
+    #[arg(long, env = "BULWARK_DATABASE_URL_FILE")]
+    database_url_file: PathBuf,
+    /// `iss` of minted tokens.
+    #[arg(long, env = "BULWARK_JWT_ISSUER", default_value = "bulwark")]
+    issuer: String,
+    /// Access token lifetime.
+    #[arg(long, env = "BULWARK_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    token_ttl: Duration,
+    #[arg(long, env = "BULWARK_RATE_PER_CLIENT", default_value_t = 50.0)]
+    rate_per_client: f64,
+    #[arg(long, env = "BULWARK_RATE_PER_ADDRESS", default_value_t = 100.0)]
+    rate_per_address: f64,
+    /// How often certificates and the signing key are re-read from disk.
+    #[arg(long, env = "BULWARK_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    reload_interval: Duration,
+    #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cfg = Config::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BULWARK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
+    if cfg.log_format == "json" {
+        fmt.json().init()
+    } else {
+        fmt.init()
+    }
+
+    let url = std::fs::read_to_string(&cfg.database_url_file)
+        .with_context(|| format!("reading {}", cfg.database_url_file.display()))?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url.trim())
+        .await
+        .context("connecting to the Bulwark database")?;
+    let key = Arc::new(KeyFile::open(
+        cfg.certs_dir.join("temporal-jwt-private.key"),
+        cfg.reload_interval,
+    )?);
+    let ttl = time::Duration::try_from(cfg.token_ttl).context("token TTL")?;
+    let issuer = TokenIssuer::new(
+        ClientStore::new(pool),
+        key,
+        IssuerSettings {
+            issuer: cfg.issuer.clone(),
+            ttl,
+            per_client_per_second: cfg.rate_per_client,
+            per_client_burst: (cfg.rate_per_client * 2.0) as u32,
+            per_address_per_second: cfg.rate_per_address,
+            per_address_burst: (cfg.rate_per_address * 2.0) as u32,
+        },
+    );
+    let cert = Reloading::new(PemFiles::new(
+        cfg.certs_dir.join("control-server.crt"),
+        cfg.certs_dir.join("control-server.key"),
+    ))?;
+    cert.spawn_watcher(cfg.reload_interval);
+    let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(server_config(
+        cert.clone(),
+        None,
+    )?));
+    let state = AppState {
+        issuer: Arc::new(issuer),
+        certs_dir: cfg.certs_dir.clone(),
+        base_url: cfg.url.trim_end_matches('/').to_owned(),
+        metrics: Arc::new(Metrics::default()),
+    };
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down");
+        shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    tracing::info!(listen = %cfg.listen, fingerprint = %cert.fingerprint(), "bulwark-control serving HTTPS");
+    axum_server::bind_rustls(cfg.listen, tls)
+        .handle(handle)
+        .serve(app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .await
+        .context("serving")?;
+    Ok(())
+}

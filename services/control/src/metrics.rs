@@ -1,0 +1,37 @@
+//! A few Prometheus counters, rendered in the text exposition format.
+
+use std::{collections::BTreeMap, fmt::Write, sync::Mutex};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+}
+
+impl Metrics {
+    /// Increment `name{label="value"}`. Label values come from fixed vocabularies (error
+    /// codes) or registered client ids, never from unauthenticated input.
+    pub fn inc(&self, name: &'static str, labels: String) {
+        let mut c = match self.counters.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        *c.entry((name, labels)).or_default() += 1;
+    }
+
+    pub fn render(&self) -> String {
+        let c = match self.counters.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        let mut out = String::new();
+        let mut last = "";
+        for ((name, labels), v) in c.iter() {
+            if *name != last {
+                let _ = writeln!(out, "# TYPE {name} counter");
+                last = name;
+            }
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+        out
+    }
+}

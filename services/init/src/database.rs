@@ -1,0 +1,158 @@
+//! `bulwark-init database`: migrate the Bulwark database and register the OAuth clients the
+//! appliance needs, handing their credentials to the places that consume them.
+
+use std::{collections::BTreeMap, path::Path};
+
+use anyhow::Context;
+use bulwark_oauth::{ClientSecret, ClientStore, MIGRATOR, ScopeSet};
+use bulwark_pki::{
+    fs::{PendingFile, SECRET_MODE, write_all},
+    names::Namespace,
+};
+use zeroize::Zeroizing;
+
+/// Operator credentials file (read by people and the end-to-end suites).
+pub const OPERATOR_FILE: &str = "operator-credentials.json";
+/// The deployment secret store (a `secretstores.local.file` JSON document).
+pub const DEPLOYMENT_SECRETS: &str = "deployment-secrets.json";
+
+struct Wanted {
+    id: &'static str,
+    description: &'static str,
+    scopes: String,
+    audience: &'static str,
+}
+
+fn wanted(namespaces: &[Namespace]) -> Vec<Wanted> {
+    let temporal: Vec<String> = namespaces
+        .iter()
+        .map(|n| format!("temporal:{n}:write"))
+        .collect();
+    vec![
+        Wanted {
+            id: "api",
+            description: "bulwark-api: starts and tracks workflows in Temporal",
+            scopes: temporal.join(" "),
+            audience: "temporal",
+        },
+        Wanted {
+            id: "worker",
+            description: "bulwark-worker: polls task queues and completes tasks",
+            scopes: temporal.join(" "),
+            audience: "temporal",
+        },
+        Wanted {
+            id: "operator",
+            description: "operators and scripts calling bulwark-api",
+            scopes: "workflows:start workflows:read workflows:cancel".into(),
+            audience: "bulwark-api",
+        },
+    ]
+}
+
+fn read_json(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .with_context(|| format!("{} is not a JSON object of strings", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+pub async fn run(
+    url_file: &Path,
+    out: &Path,
+    token_url: &str,
+    namespaces: &[Namespace],
+) -> anyhow::Result<()> {
+    let url = Zeroizing::new(
+        std::fs::read_to_string(url_file)
+            .with_context(|| format!("reading {}", url_file.display()))?,
+    );
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect(url.trim())
+        .await
+        .context(
+            "connecting to the Bulwark database (check the URL file and that Postgres runs)",
+        )?;
+    MIGRATOR.run(&pool).await.context("applying migrations")?;
+    tracing::info!("migrations applied");
+    let store = ClientStore::new(pool);
+
+    bulwark_pki::fs::ensure_dir(out)?;
+    let operator_path = out.join(OPERATOR_FILE);
+    let secrets_path = out.join(DEPLOYMENT_SECRETS);
+    let mut secrets = read_json(&secrets_path)?;
+    let operator = read_json(&operator_path)?;
+    let mut operator_new: Option<ClientSecret> = None;
+
+    for w in wanted(namespaces) {
+        let scopes: ScopeSet = w.scopes.parse().context("built-in scopes")?;
+        let have_secret = match w.id {
+            "operator" => operator.contains_key("client_secret"),
+            id => secrets.contains_key(&format!("{id}_client_secret")),
+        };
+        let secret = match store
+            .register(w.id, w.description, &scopes, w.audience)
+            .await?
+        {
+            Some(s) => {
+                tracing::info!(client = w.id, "OAuth client registered");
+                Some(s)
+            }
+            // Registered earlier but its secret was lost: issue a new one rather than leave
+            // the appliance without credentials. The lost secret stops working at once.
+            None if !have_secret => {
+                tracing::warn!(
+                    client = w.id,
+                    "credentials missing for a registered client; rotating its secret"
+                );
+                Some(store.rotate_secret(w.id, time::Duration::ZERO).await?.1)
+            }
+            None => None,
+        };
+        if let Some(secret) = secret {
+            if w.id == "operator" {
+                operator_new = Some(secret);
+            } else {
+                secrets.insert(format!("{}_client_id", w.id), w.id.to_owned());
+                secrets.insert(
+                    format!("{}_client_secret", w.id),
+                    secret.expose().to_owned(),
+                );
+            }
+        }
+    }
+
+    let mut files = vec![PendingFile {
+        name: DEPLOYMENT_SECRETS.into(),
+        contents: Zeroizing::new(serde_json::to_vec_pretty(&secrets)?),
+        mode: SECRET_MODE,
+    }];
+    let operator_doc = match operator_new {
+        Some(s) => Some(
+            serde_json::json!({"client_id": "operator", "client_secret": s.expose(), "token_url": token_url}),
+        ),
+        None if operator.get("token_url").map(String::as_str) != Some(token_url) => {
+            let mut o = operator.clone();
+            o.insert("token_url".into(), token_url.into());
+            Some(serde_json::to_value(o)?)
+        }
+        None => None,
+    };
+    if let Some(doc) = operator_doc {
+        files.push(PendingFile {
+            name: OPERATOR_FILE.into(),
+            contents: Zeroizing::new(serde_json::to_vec_pretty(&doc)?),
+            mode: SECRET_MODE,
+        });
+    }
+    write_all(out, &files)?;
+    println!(
+        "database migrated; OAuth clients api, worker, operator registered; credentials in {}",
+        out.display()
+    );
+    Ok(())
+}
