@@ -193,7 +193,11 @@ impl Component {
 
     fn resolve_path(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
-        if p.is_absolute() { p.to_owned() } else { self.base_dir().join(p) }
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.base_dir().join(p)
+        }
     }
 }
 
@@ -347,7 +351,9 @@ impl ComponentSet {
         for c in local {
             let store: Arc<dyn SecretStore> = match c.component_type {
                 ComponentType::Env => {
-                    let prefix = self.plain(c, "prefix")?.unwrap_or_else(|| env::DEFAULT_PREFIX.to_owned());
+                    let prefix = self
+                        .plain(c, "prefix")?
+                        .unwrap_or_else(|| env::DEFAULT_PREFIX.to_owned());
                     match &self.fixed_env {
                         Some(vars) => Arc::new(EnvStore::with_vars(&c.name, prefix, vars.clone())),
                         None => Arc::new(EnvStore::new(&c.name, prefix)),
@@ -385,7 +391,9 @@ impl ComponentSet {
         match c.metadata.get(key) {
             None => Ok(None),
             Some(MetaValue::Value(v)) => Ok(Some(v.expose().to_owned())),
-            Some(MetaValue::SecretKeyRef { .. }) => Err(c.err(key, "must be a plain `value`, not a `secretKeyRef`")),
+            Some(MetaValue::SecretKeyRef { .. }) => {
+                Err(c.err(key, "must be a plain `value`, not a `secretKeyRef`"))
+            }
         }
     }
 
@@ -394,13 +402,21 @@ impl ComponentSet {
     }
 
     /// A metadata value that may be a `secretKeyRef`, resolved now.
-    async fn secret(&self, c: &Component, key: &str, reg: &StoreRegistry) -> Result<Option<Secret>> {
+    async fn secret(
+        &self,
+        c: &Component,
+        key: &str,
+        reg: &StoreRegistry,
+    ) -> Result<Option<Secret>> {
         let value = match c.metadata.get(key) {
             None => return Ok(None),
             Some(MetaValue::Value(v)) => v.clone(),
             Some(MetaValue::SecretKeyRef { name, key: field }) => match &c.auth_store {
                 None => Secret::new((self.env)(name).ok_or_else(|| {
-                    c.err(key, format!("secretKeyRef: environment variable `{name}` is not set"))
+                    c.err(
+                        key,
+                        format!("secretKeyRef: environment variable `{name}` is not set"),
+                    )
                 })?),
                 Some(store_name) => {
                     let store = reg.get(store_name).ok_or_else(|| SecretsError::Component {
@@ -409,7 +425,10 @@ impl ComponentSet {
                         reason: format!("no env or file component named `{store_name}`"),
                     })?;
                     let map = store.get_optional(name).await?.ok_or_else(|| {
-                        c.err(key, format!("secretKeyRef: store `{store_name}` has no secret `{name}`"))
+                        c.err(
+                            key,
+                            format!("secretKeyRef: store `{store_name}` has no secret `{name}`"),
+                        )
                     })?;
                     let field = field.as_deref().unwrap_or(name);
                     map.get(field).cloned().ok_or_else(|| {
@@ -424,7 +443,13 @@ impl ComponentSet {
         Ok(Some(value))
     }
 
-    async fn bool(&self, c: &Component, key: &str, default: bool, reg: &StoreRegistry) -> Result<bool> {
+    async fn bool(
+        &self,
+        c: &Component,
+        key: &str,
+        default: bool,
+        reg: &StoreRegistry,
+    ) -> Result<bool> {
         let _ = reg;
         match self.plain(c, key)?.as_deref().map(str::trim) {
             None => Ok(default),
@@ -448,7 +473,10 @@ impl ComponentSet {
 
     async fn build_vault(&self, c: &Component, reg: &StoreRegistry) -> Result<VaultStore> {
         if self.bool(c, "skipVerify", false, reg).await? {
-            return Err(c.err("skipVerify", "TLS verification cannot be turned off; give the CA with caPath or caCert"));
+            return Err(c.err(
+                "skipVerify",
+                "TLS verification cannot be turned off; give the CA with caPath or caCert",
+            ));
         }
         let addr = self.required_plain(c, "vaultAddr")?;
         let token = match self.plain_or_path(c, "vaultTokenMountPath")? {
@@ -465,7 +493,10 @@ impl ComponentSet {
         }
         let use_prefix = self.bool(c, "vaultKVUsePrefix", true, reg).await?;
         cfg.prefix = if use_prefix {
-            Some(self.plain(c, "vaultKVPrefix")?.unwrap_or_else(|| "dapr".to_owned()))
+            Some(
+                self.plain(c, "vaultKVPrefix")?
+                    .unwrap_or_else(|| "dapr".to_owned()),
+            )
         } else {
             None
         };
@@ -474,7 +505,10 @@ impl ComponentSet {
         cfg.ca_pem = match (self.plain(c, "caCert")?, self.plain_or_path(c, "caPath")?) {
             (Some(_), Some(_)) => return Err(c.err("caPath", "give caCert or caPath, not both")),
             (Some(pem), None) => Some(pem.into_bytes()),
-            (None, Some(p)) => Some(std::fs::read(&p).map_err(|e| c.err("caPath", format!("cannot read {}: {e}", p.display())))?),
+            (None, Some(p)) => Some(
+                std::fs::read(&p)
+                    .map_err(|e| c.err("caPath", format!("cannot read {}: {e}", p.display())))?,
+            ),
             (None, None) => None,
         };
         VaultStore::new(&c.name, cfg).map_err(|e| match e {
@@ -499,21 +533,33 @@ impl ComponentSet {
                 _ => Ok(k),
             }
         };
-        let active = match (self.plain_or_path(c, "masterKeyFile")?, self.secret(c, "masterKey", reg).await?) {
-            (Some(_), Some(_)) => return Err(c.err("masterKey", "give masterKeyFile or masterKey, not both")),
+        let active = match (
+            self.plain_or_path(c, "masterKeyFile")?,
+            self.secret(c, "masterKey", reg).await?,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(c.err("masterKey", "give masterKeyFile or masterKey, not both"));
+            }
             (None, None) => return Err(c.err("masterKeyFile", "is required (or masterKey)")),
             (Some(path), None) => {
-                let text = zeroize::Zeroizing::new(
-                    std::fs::read_to_string(&path)
-                        .map_err(|e| c.err("masterKeyFile", format!("cannot read {}: {e}", path.display())))?,
-                );
-                let bytes = MasterKey::decode(&text).map_err(|e| c.err("masterKeyFile", e.to_string()))?;
-                let k = MasterKey::from_bytes(&bytes).map_err(|e| c.err("masterKeyFile", e.to_string()))?;
+                let text =
+                    zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
+                        c.err(
+                            "masterKeyFile",
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?);
+                let bytes =
+                    MasterKey::decode(&text).map_err(|e| c.err("masterKeyFile", e.to_string()))?;
+                let k = MasterKey::from_bytes(&bytes)
+                    .map_err(|e| c.err("masterKeyFile", e.to_string()))?;
                 with_id(k, Some(&bytes))?
             }
             (None, Some(text)) => {
-                let bytes = MasterKey::decode(text.expose()).map_err(|e| c.err("masterKey", e.to_string()))?;
-                let k = MasterKey::from_bytes(&bytes).map_err(|e| c.err("masterKey", e.to_string()))?;
+                let bytes = MasterKey::decode(text.expose())
+                    .map_err(|e| c.err("masterKey", e.to_string()))?;
+                let k =
+                    MasterKey::from_bytes(&bytes).map_err(|e| c.err("masterKey", e.to_string()))?;
                 with_id(k, Some(&bytes))?
             }
         };
@@ -578,7 +624,10 @@ fn parse_component(path: &Path, doc: &Value) -> Result<Option<Component>> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if !name_ok {
-        return Err(err("metadata.name", "must be at most 253 characters of A-Z a-z 0-9 - _ ."));
+        return Err(err(
+            "metadata.name",
+            "must be at most 253 characters of A-Z a-z 0-9 - _ .",
+        ));
     }
     let spec = doc.get("spec").ok_or_else(|| err("spec", "is required"))?;
     let Some(spec_map) = spec.as_mapping() else {
@@ -628,7 +677,12 @@ fn parse_component(path: &Path, doc: &Value) -> Result<Option<Component>> {
     let items = match spec.get("metadata") {
         None | Some(Value::Null) => &Vec::new(),
         Some(Value::Sequence(items)) => items,
-        Some(_) => return Err(err("spec.metadata", "must be a list of {name, value} entries")),
+        Some(_) => {
+            return Err(err(
+                "spec.metadata",
+                "must be a list of {name, value} entries",
+            ));
+        }
     };
     let (allowed, required) = component_type.keys();
     let mut metadata = BTreeMap::new();
@@ -641,20 +695,28 @@ fn parse_component(path: &Path, doc: &Value) -> Result<Option<Component>> {
         if let Some(m) = item.as_mapping() {
             for k in m.keys() {
                 if !matches!(k.as_str(), Some("name" | "value" | "secretKeyRef")) {
-                    return Err(err(&ekey, "entries may only have `name`, `value` and `secretKeyRef`"));
+                    return Err(err(
+                        &ekey,
+                        "entries may only have `name`, `value` and `secretKeyRef`",
+                    ));
                 }
             }
         }
         if !allowed.contains(&key) {
             return Err(err(
                 &ekey,
-                &format!("unknown key for {component_type} (known: {})", allowed.join(", ")),
+                &format!(
+                    "unknown key for {component_type} (known: {})",
+                    allowed.join(", ")
+                ),
             ));
         }
         let value = match (item.get("value"), item.get("secretKeyRef")) {
-            (Some(v), None) => MetaValue::Value(Secret::new(
-                scalar_text(v).ok_or_else(|| err(&ekey, "`value` must be a string, number or boolean"))?,
-            )),
+            (Some(v), None) => {
+                MetaValue::Value(Secret::new(scalar_text(v).ok_or_else(|| {
+                    err(&ekey, "`value` must be a string, number or boolean")
+                })?))
+            }
             (None, Some(r)) => MetaValue::SecretKeyRef {
                 name: r
                     .get("name")
@@ -664,7 +726,9 @@ fn parse_component(path: &Path, doc: &Value) -> Result<Option<Component>> {
                     .to_owned(),
                 key: r.get("key").and_then(Value::as_str).map(str::to_owned),
             },
-            (Some(_), Some(_)) => return Err(err(&ekey, "give `value` or `secretKeyRef`, not both")),
+            (Some(_), Some(_)) => {
+                return Err(err(&ekey, "give `value` or `secretKeyRef`, not both"));
+            }
             (None, None) => return Err(err(&ekey, "needs a `value` or a `secretKeyRef`")),
         };
         if metadata.insert(key.to_owned(), value).is_some() {
@@ -678,8 +742,18 @@ fn parse_component(path: &Path, doc: &Value) -> Result<Option<Component>> {
     }
     for (a, b) in component_type.one_of() {
         match (metadata.contains_key(*a), metadata.contains_key(*b)) {
-            (true, true) => return Err(err(&format!("spec.metadata[{b}]"), &format!("give `{a}` or `{b}`, not both"))),
-            (false, false) => return Err(err(&format!("spec.metadata[{a}]"), &format!("is required (or `{b}`)"))),
+            (true, true) => {
+                return Err(err(
+                    &format!("spec.metadata[{b}]"),
+                    &format!("give `{a}` or `{b}`, not both"),
+                ));
+            }
+            (false, false) => {
+                return Err(err(
+                    &format!("spec.metadata[{a}]"),
+                    &format!("is required (or `{b}`)"),
+                ));
+            }
             _ => {}
         }
     }

@@ -39,7 +39,9 @@ const BUNDLE_PREFIX: &str = "secret:#";
 pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 128
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
@@ -110,7 +112,11 @@ impl ConfigValue {
             Self::String(s) => J::String(s.clone()),
             Self::Secret(s) => J::String(s.expose().to_owned()),
             Self::Array(a) => J::Array(a.iter().map(Self::expose_json).collect()),
-            Self::Object(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), v.expose_json())).collect()),
+            Self::Object(m) => J::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.expose_json()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -140,8 +146,13 @@ struct Target {
 
 #[derive(Debug)]
 enum Ref {
-    Full { target: Target, field: Option<String> },
-    Bundle { field: String },
+    Full {
+        target: Target,
+        field: Option<String>,
+    },
+    Bundle {
+        field: String,
+    },
 }
 
 fn pointer_escape(s: &str) -> String {
@@ -161,11 +172,13 @@ fn parse_ref(id: &str, pointer: &str, s: &str) -> Result<Option<Ref>> {
         if field.is_empty() {
             return Err(bad("`secret:#` needs a field name"));
         }
-        return Ok(Some(Ref::Bundle { field: field.to_owned() }));
+        return Ok(Some(Ref::Bundle {
+            field: field.to_owned(),
+        }));
     }
-    let rest = s
-        .strip_prefix(SCHEME)
-        .ok_or_else(|| bad("a secret reference is `secret://<store>/<key>[#<field>]` or `secret:#<field>`"))?;
+    let rest = s.strip_prefix(SCHEME).ok_or_else(|| {
+        bad("a secret reference is `secret://<store>/<key>[#<field>]` or `secret:#<field>`")
+    })?;
     let (path, field) = match rest.split_once('#') {
         Some((p, f)) if !f.is_empty() => (p, Some(f.to_owned())),
         Some(_) => return Err(bad("empty `#field` in secret reference")),
@@ -174,9 +187,16 @@ fn parse_ref(id: &str, pointer: &str, s: &str) -> Result<Option<Ref>> {
     let (store, key) = path
         .split_once('/')
         .filter(|(s, k)| !s.is_empty() && !k.is_empty())
-        .ok_or_else(|| bad("a secret reference needs a store and a key: `secret://<store>/<key>`"))?;
-    if key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
-        return Err(bad("the key of a secret reference has an empty, `.` or `..` segment"));
+        .ok_or_else(|| {
+            bad("a secret reference needs a store and a key: `secret://<store>/<key>`")
+        })?;
+    if key
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Err(bad(
+            "the key of a secret reference has an empty, `.` or `..` segment",
+        ));
     }
     Ok(Some(Ref::Full {
         target: Target {
@@ -187,7 +207,12 @@ fn parse_ref(id: &str, pointer: &str, s: &str) -> Result<Option<Ref>> {
     }))
 }
 
-fn collect(id: &str, v: &serde_json::Value, pointer: &str, out: &mut BTreeSet<Target>) -> Result<()> {
+fn collect(
+    id: &str,
+    v: &serde_json::Value,
+    pointer: &str,
+    out: &mut BTreeSet<Target>,
+) -> Result<()> {
     match v {
         serde_json::Value::String(s) => {
             if let Some(Ref::Full { target, .. }) = parse_ref(id, pointer, s)? {
@@ -224,10 +249,22 @@ impl Ctx<'_> {
         }
     }
 
-    fn field(&self, pointer: &str, target: &Target, map: &SecretMap, field: Option<&str>) -> Result<Secret> {
+    fn field(
+        &self,
+        pointer: &str,
+        target: &Target,
+        map: &SecretMap,
+        field: Option<&str>,
+    ) -> Result<Secret> {
         let value = match field {
             Some(f) => map.get(f).ok_or_else(|| {
-                self.bad(pointer, format!("secret `{}` in store `{}` has no field `{f}`", target.key, target.store))
+                self.bad(
+                    pointer,
+                    format!(
+                        "secret `{}` in store `{}` has no field `{f}`",
+                        target.key, target.store
+                    ),
+                )
             })?,
             None => {
                 let mut it = map.values();
@@ -246,7 +283,13 @@ impl Ctx<'_> {
             }
         };
         if value.is_blank() {
-            return Err(self.bad(pointer, format!("secret `{}` in store `{}`: the field is empty", target.key, target.store)));
+            return Err(self.bad(
+                pointer,
+                format!(
+                    "secret `{}` in store `{}`: the field is empty",
+                    target.key, target.store
+                ),
+            ));
         }
         Ok(value.clone())
     }
@@ -260,10 +303,9 @@ impl Ctx<'_> {
             J::String(s) => match parse_ref(self.id, pointer, s)? {
                 None => ConfigValue::String(s.clone()),
                 Some(Ref::Full { target, field }) => {
-                    let map = self
-                        .fetched
-                        .get(&target)
-                        .ok_or_else(|| self.bad(pointer, "internal: reference not fetched".into()))?;
+                    let map = self.fetched.get(&target).ok_or_else(|| {
+                        self.bad(pointer, "internal: reference not fetched".into())
+                    })?;
                     ConfigValue::Secret(self.field(pointer, &target, map, field.as_deref())?)
                 }
                 Some(Ref::Bundle { field }) => {
@@ -281,14 +323,23 @@ impl Ctx<'_> {
             ),
             J::Object(m) => ConfigValue::Object(
                 m.iter()
-                    .map(|(k, item)| Ok((k.clone(), self.build(item, &format!("{pointer}/{}", pointer_escape(k)))?)))
+                    .map(|(k, item)| {
+                        Ok((
+                            k.clone(),
+                            self.build(item, &format!("{pointer}/{}", pointer_escape(k)))?,
+                        ))
+                    })
                     .collect::<Result<_>>()?,
             ),
         })
     }
 }
 
-pub(crate) async fn resolve(resolver: &Resolver, id: &str, value: &serde_json::Value) -> Result<ResolvedConfig> {
+pub(crate) async fn resolve(
+    resolver: &Resolver,
+    id: &str,
+    value: &serde_json::Value,
+) -> Result<ResolvedConfig> {
     validate_id(id)?;
     let Some(obj) = value.as_object() else {
         return Err(SecretsError::InvalidConfig {
@@ -303,7 +354,10 @@ pub(crate) async fn resolve(resolver: &Resolver, id: &str, value: &serde_json::V
     let bundle_target = match obj.get(SECRET_REF_FIELD) {
         None => None,
         Some(serde_json::Value::String(s)) => match parse_ref(id, &pointer, s)? {
-            Some(Ref::Full { target, field: None }) => Some(target),
+            Some(Ref::Full {
+                target,
+                field: None,
+            }) => Some(target),
             _ => {
                 return Err(SecretsError::SecretReference {
                     id: id.to_owned(),

@@ -95,7 +95,10 @@ impl OAuthClientCredential {
     /// True when an access token is present, has a known expiry, and that expiry has passed.
     #[must_use]
     pub fn is_access_token_expired(&self) -> bool {
-        self.access_token.is_some() && self.expires_at.is_some_and(|t| t <= OffsetDateTime::now_utc())
+        self.access_token.is_some()
+            && self
+                .expires_at
+                .is_some_and(|t| t <= OffsetDateTime::now_utc())
     }
 }
 
@@ -269,8 +272,16 @@ impl Credential {
 impl fmt::Display for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Basic(c) => write!(f, "basic credential (username `{}`, password {REDACTED})", c.username),
-            Self::ApiKey(c) => write!(f, "api_key credential (header `{}`, key {REDACTED})", c.header_name),
+            Self::Basic(c) => write!(
+                f,
+                "basic credential (username `{}`, password {REDACTED})",
+                c.username
+            ),
+            Self::ApiKey(c) => write!(
+                f,
+                "api_key credential (header `{}`, key {REDACTED})",
+                c.header_name
+            ),
             Self::BearerToken(c) => match c.expires_at {
                 Some(t) => write!(f, "bearer_token credential (token {REDACTED}, expires {t})"),
                 None => write!(f, "bearer_token credential (token {REDACTED})"),
@@ -453,7 +464,12 @@ impl CredentialRegistry {
 
     /// Registers a custom type whose value is the listed fields, each kept as a [`Secret`]
     /// in a [`FieldsCredential`]; `required` fields must be present and non-blank.
-    pub fn register_fields(&mut self, type_name: &str, required: &[&str], optional: &[&str]) -> Result<()> {
+    pub fn register_fields(
+        &mut self,
+        type_name: &str,
+        required: &[&str],
+        optional: &[&str],
+    ) -> Result<()> {
         let required: Vec<String> = required.iter().map(|s| (*s).to_owned()).collect();
         let optional: Vec<String> = optional.iter().map(|s| (*s).to_owned()).collect();
         let name = type_name.to_owned();
@@ -507,7 +523,9 @@ fn parse_basic(f: &Fields<'_>) -> Result<Credential> {
 }
 
 fn parse_api_key(f: &Fields<'_>) -> Result<Credential> {
-    let header_name = f.optional_plain("header_name").unwrap_or_else(|| "X-API-Key".to_owned());
+    let header_name = f
+        .optional_plain("header_name")
+        .unwrap_or_else(|| "X-API-Key".to_owned());
     let valid_header = header_name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));

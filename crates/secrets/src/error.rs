@@ -86,7 +86,9 @@ pub enum SecretsError {
 
     // ---- credential types ------------------------------------------------------------
     /// A credential type name is not valid.
-    #[error("invalid credential type name `{type_name}` (use a-z, 0-9, `_`, `.`, `-`, starting with a letter)")]
+    #[error(
+        "invalid credential type name `{type_name}` (use a-z, 0-9, `_`, `.`, `-`, starting with a letter)"
+    )]
     InvalidCredentialType {
         /// The name (truncated).
         type_name: String,
@@ -281,7 +283,9 @@ impl SecretsError {
     #[must_use]
     pub fn is_not_found(&self) -> bool {
         match self {
-            Self::NotFound { .. } | Self::CredentialNotFound { .. } | Self::ConfigNotFound { .. } => true,
+            Self::NotFound { .. }
+            | Self::CredentialNotFound { .. }
+            | Self::ConfigNotFound { .. } => true,
             Self::Store { source, .. } => source.is_not_found(),
             _ => false,
         }

@@ -43,7 +43,9 @@ impl<K: std::hash::Hash + Eq + Clone, T: Clone> Cache<K, T> {
 
     fn get(&self, k: &K) -> Option<T> {
         let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(k).filter(|e| e.at.elapsed() < e.ttl).map(|e| e.value.clone())
+        map.get(k)
+            .filter(|e| e.at.elapsed() < e.ttl)
+            .map(|e| e.value.clone())
     }
 
     fn put(&self, k: K, value: T, ttl: Duration) {
@@ -57,19 +59,35 @@ impl<K: std::hash::Hash + Eq + Clone, T: Clone> Cache<K, T> {
                 map.clear();
             }
         }
-        map.insert(k, Entry { at: Instant::now(), ttl, value });
+        map.insert(
+            k,
+            Entry {
+                at: Instant::now(),
+                ttl,
+                value,
+            },
+        );
     }
 
     fn remove(&self, k: &K) {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).remove(k);
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(k);
     }
 
     fn retain(&self, f: impl Fn(&K) -> bool) {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).retain(|k, _| f(k));
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|k, _| f(k));
     }
 
     fn clear(&self) {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -225,10 +243,13 @@ impl Resolver {
     }
 
     fn route(&self, reference: &CredentialRef) -> Result<&Arc<dyn SecretStore>> {
-        self.inner.stores.get(&reference.store_name).ok_or_else(|| SecretsError::UnknownStore {
-            reference: Box::new(reference.sanitized()),
-            known: self.inner.stores.names().collect::<Vec<_>>().join(", "),
-        })
+        self.inner
+            .stores
+            .get(&reference.store_name)
+            .ok_or_else(|| SecretsError::UnknownStore {
+                reference: Box::new(reference.sanitized()),
+                known: self.inner.stores.names().collect::<Vec<_>>().join(", "),
+            })
     }
 
     /// Resolves `reference`, from the cache when a fresh entry exists.
@@ -242,7 +263,9 @@ impl Resolver {
             let left = exp - OffsetDateTime::now_utc();
             ttl = ttl.min(Duration::try_from(left).unwrap_or(Duration::ZERO));
         }
-        self.inner.credentials.put(reference.clone(), credential.clone(), ttl);
+        self.inner
+            .credentials
+            .put(reference.clone(), credential.clone(), ttl);
         Ok(credential)
     }
 
@@ -285,7 +308,9 @@ impl Resolver {
 
     /// Drops every cached credential and secret of `store_name`.
     pub fn invalidate_store(&self, store_name: &str) {
-        self.inner.credentials.retain(|r| r.store_name != store_name);
+        self.inner
+            .credentials
+            .retain(|r| r.store_name != store_name);
         self.inner.secrets.retain(|(s, _)| s != store_name);
     }
 
@@ -302,12 +327,18 @@ impl Resolver {
         if let Some(m) = self.inner.secrets.get(&ck) {
             return Ok(m);
         }
-        let store = self.inner.stores.get(store_name).ok_or_else(|| SecretsError::Unavailable {
-            store: store_name.to_owned(),
-            reason: "no secret store with this name is configured".into(),
-        })?;
+        let store = self
+            .inner
+            .stores
+            .get(store_name)
+            .ok_or_else(|| SecretsError::Unavailable {
+                store: store_name.to_owned(),
+                reason: "no secret store with this name is configured".into(),
+            })?;
         let map = Arc::new(store.get(key).await?);
-        self.inner.secrets.put(ck, map.clone(), self.inner.cache_ttl);
+        self.inner
+            .secrets
+            .put(ck, map.clone(), self.inner.cache_ttl);
         Ok(map)
     }
 
@@ -328,7 +359,10 @@ impl Resolver {
                 key: format!("{name}#{field}"),
             }),
             Some(v) if v.is_blank() => Err(SecretsError::EmptyField {
-                reference: Box::new(CredentialRef::custom(name.clone(), "deployment_secret").with_store(store.clone())),
+                reference: Box::new(
+                    CredentialRef::custom(name.clone(), "deployment_secret")
+                        .with_store(store.clone()),
+                ),
                 field: field.to_owned(),
             }),
             Some(v) => Ok(v.clone()),
@@ -342,7 +376,10 @@ impl Resolver {
             .clone()
             .or_else(|| std::env::var("BULWARK_ENV").ok())
             .unwrap_or_default();
-        matches!(env.trim().to_ascii_lowercase().as_str(), "production" | "prod")
+        matches!(
+            env.trim().to_ascii_lowercase().as_str(),
+            "production" | "prod"
+        )
     }
 
     /// Writes a secret to a writable store (file, Vault, Postgres) and drops it from the
@@ -351,14 +388,22 @@ impl Resolver {
     /// through the admin path (`PostgresStore::put_version`) with its own audit.
     pub async fn save_secret(&self, store_name: &str, key: &str, value: &SecretMap) -> Result<()> {
         if self.is_production() {
-            return Err(SecretsError::ProductionRefused { operation: "save_secret" });
+            return Err(SecretsError::ProductionRefused {
+                operation: "save_secret",
+            });
         }
-        let store = self.inner.stores.get(store_name).ok_or_else(|| SecretsError::Unavailable {
-            store: store_name.to_owned(),
-            reason: "no secret store with this name is configured".into(),
-        })?;
+        let store = self
+            .inner
+            .stores
+            .get(store_name)
+            .ok_or_else(|| SecretsError::Unavailable {
+                store: store_name.to_owned(),
+                reason: "no secret store with this name is configured".into(),
+            })?;
         store.put(key, value).await?;
-        self.inner.secrets.remove(&(store_name.to_owned(), key.to_owned()));
+        self.inner
+            .secrets
+            .remove(&(store_name.to_owned(), key.to_owned()));
         self.inner
             .credentials
             .retain(|r| !(r.store_name == store_name && r.name == key));
@@ -370,7 +415,11 @@ impl Resolver {
     /// secret references (see [`crate::config`]).
     pub async fn get_credentials(&self, id: &str) -> Result<ResolvedConfig> {
         config::validate_id(id)?;
-        let dir = self.inner.config_dir.as_ref().ok_or_else(|| SecretsError::ConfigNotFound { id: id.to_owned() })?;
+        let dir = self
+            .inner
+            .config_dir
+            .as_ref()
+            .ok_or_else(|| SecretsError::ConfigNotFound { id: id.to_owned() })?;
         let path = dir.join(format!("{id}.json"));
         let text = match tokio::fs::read(&path).await {
             Ok(t) => zeroize::Zeroizing::new(t),
@@ -379,15 +428,20 @@ impl Resolver {
             }
             Err(source) => return Err(SecretsError::Io { path, source }),
         };
-        let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| SecretsError::InvalidConfig {
-            id: id.to_owned(),
-            reason: format!("invalid JSON at line {}, column {}", e.line(), e.column()),
-        })?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| SecretsError::InvalidConfig {
+                id: id.to_owned(),
+                reason: format!("invalid JSON at line {}, column {}", e.line(), e.column()),
+            })?;
         self.resolve_config(id, &value).await
     }
 
     /// Substitutes the explicit secret references in an already loaded config.
-    pub async fn resolve_config(&self, id: &str, value: &serde_json::Value) -> Result<ResolvedConfig> {
+    pub async fn resolve_config(
+        &self,
+        id: &str,
+        value: &serde_json::Value,
+    ) -> Result<ResolvedConfig> {
         config::resolve(self, id, value).await
     }
 }

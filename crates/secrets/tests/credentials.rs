@@ -1,4 +1,5 @@
 //! Credential references, typed parsing and resolver routing (env store, no I/O).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 
@@ -8,7 +9,11 @@ use bulwark_secrets::*;
 use common::PLANTED;
 
 fn env_store(vars: &[(&str, &str)]) -> EnvStore {
-    EnvStore::with_vars("default", "BULWARK_", vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    EnvStore::with_vars(
+        "default",
+        "BULWARK_",
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )
 }
 
 fn resolver(vars: &[(&str, &str)]) -> Resolver {
@@ -21,17 +26,40 @@ fn reference_serde_defaults_and_constructors() {
     assert_eq!(r.store_name, "default");
     assert_eq!(r.credential_type, CredentialType::Basic);
     let json = serde_json::to_value(api_key_ref("stripe").with_store("vault")).unwrap();
-    assert_eq!(json, serde_json::json!({"name": "stripe", "credential_type": "api_key", "store_name": "vault"}));
-    let back: CredentialRef = serde_json::from_value(serde_json::json!({"name": "x", "credential_type": "oauth_client"})).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"name": "stripe", "credential_type": "api_key", "store_name": "vault"})
+    );
+    let back: CredentialRef =
+        serde_json::from_value(serde_json::json!({"name": "x", "credential_type": "oauth_client"}))
+            .unwrap();
     assert_eq!(back, oauth_client_ref("x"));
-    assert_eq!(bearer_token_ref("t").credential_type.as_str(), "bearer_token");
+    assert_eq!(
+        bearer_token_ref("t").credential_type.as_str(),
+        "bearer_token"
+    );
     assert_eq!(certificate_ref("c").credential_type.as_str(), "certificate");
-    let custom: CredentialRef =
-        serde_json::from_value(serde_json::json!({"name": "s", "credential_type": "snowflake", "store_name": "p"})).unwrap();
-    assert_eq!(custom.credential_type, CredentialType::Custom("snowflake".into()));
+    let custom: CredentialRef = serde_json::from_value(
+        serde_json::json!({"name": "s", "credential_type": "snowflake", "store_name": "p"}),
+    )
+    .unwrap();
+    assert_eq!(
+        custom.credential_type,
+        CredentialType::Custom("snowflake".into())
+    );
     // Unknown fields and malformed type names are rejected.
-    assert!(serde_json::from_value::<CredentialRef>(serde_json::json!({"name": "x", "credential_type": "basic", "password": "p"})).is_err());
-    assert!(serde_json::from_value::<CredentialRef>(serde_json::json!({"name": "x", "credential_type": "Bad Type!"})).is_err());
+    assert!(
+        serde_json::from_value::<CredentialRef>(
+            serde_json::json!({"name": "x", "credential_type": "basic", "password": "p"})
+        )
+        .is_err()
+    );
+    assert!(
+        serde_json::from_value::<CredentialRef>(
+            serde_json::json!({"name": "x", "credential_type": "Bad Type!"})
+        )
+        .is_err()
+    );
     assert_eq!(
         basic_ref("github").to_string(),
         "credential `github` (type `basic`, store `default`)"
@@ -51,8 +79,14 @@ async fn resolves_every_builtin_type() {
         ("BULWARK_IDP__CLIENT_SECRET", "cs"),
         ("BULWARK_IDP__TOKEN_URL", "https://idp.example/token"),
         ("BULWARK_IDP__SCOPES", "[\"a\",\"b\"]"),
-        ("BULWARK_MTLS__CERT_PEM", "-----BEGIN CERTIFICATE-----\nAA\n-----END CERTIFICATE-----\n"),
-        ("BULWARK_MTLS__KEY_PEM", "-----BEGIN PRIVATE KEY-----\nAA\n-----END PRIVATE KEY-----\n"),
+        (
+            "BULWARK_MTLS__CERT_PEM",
+            "-----BEGIN CERTIFICATE-----\nAA\n-----END CERTIFICATE-----\n",
+        ),
+        (
+            "BULWARK_MTLS__KEY_PEM",
+            "-----BEGIN PRIVATE KEY-----\nAA\n-----END PRIVATE KEY-----\n",
+        ),
         ("BULWARK_MTLS__PASSPHRASE", "pp"),
     ]);
     let c = r.resolve(&basic_ref("gh")).await.unwrap();
@@ -101,11 +135,17 @@ async fn expired_bearer_token_is_reported_and_not_cached() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.json");
     std::fs::write(&path, r#"{"old": {"token": "t1", "expires_at": "1000"}}"#).unwrap();
-    let r = Resolver::builder().store(FileStore::new("default", &path)).build();
+    let r = Resolver::builder()
+        .store(FileStore::new("default", &path))
+        .build();
     let c = r.resolve(&bearer_token_ref("old")).await.unwrap();
     assert!(c.as_bearer_token().unwrap().is_expired());
     // An expired credential is not served from the cache: the rotated token is seen.
-    std::fs::write(&path, r#"{"old": {"token": "t2", "expires_at": "2999-01-01T00:00:00Z"}}"#).unwrap();
+    std::fs::write(
+        &path,
+        r#"{"old": {"token": "t2", "expires_at": "2999-01-01T00:00:00Z"}}"#,
+    )
+    .unwrap();
     let c = r.resolve(&bearer_token_ref("old")).await.unwrap();
     let t = c.as_bearer_token().unwrap();
     assert_eq!(t.token.expose(), "t2");
@@ -116,7 +156,10 @@ async fn expired_bearer_token_is_reported_and_not_cached() {
 async fn missing_field_names_reference_and_field() {
     let r = resolver(&[("BULWARK_GH__USERNAME", "bot")]);
     let e = r.resolve(&basic_ref("gh")).await.unwrap_err();
-    assert!(matches!(&e, SecretsError::MissingField { field, .. } if field == "password"), "{e:?}");
+    assert!(
+        matches!(&e, SecretsError::MissingField { field, .. } if field == "password"),
+        "{e:?}"
+    );
     assert_eq!(
         e.to_string(),
         "credential `gh` (type `basic`, store `default`): required field `password` is missing"
@@ -126,9 +169,15 @@ async fn missing_field_names_reference_and_field() {
 #[tokio::test]
 async fn empty_and_blank_fields_are_errors() {
     for blank in ["", "   ", "\n\t"] {
-        let r = resolver(&[("BULWARK_GH__USERNAME", "bot"), ("BULWARK_GH__PASSWORD", blank)]);
+        let r = resolver(&[
+            ("BULWARK_GH__USERNAME", "bot"),
+            ("BULWARK_GH__PASSWORD", blank),
+        ]);
         let e = r.resolve(&basic_ref("gh")).await.unwrap_err();
-        assert!(matches!(&e, SecretsError::EmptyField { field, .. } if field == "password"), "{e:?}");
+        assert!(
+            matches!(&e, SecretsError::EmptyField { field, .. } if field == "password"),
+            "{e:?}"
+        );
         assert!(e.to_string().contains("required field `password` is empty"));
     }
     let r = resolver(&[("BULWARK_K__API_KEY", "")]);
@@ -136,30 +185,60 @@ async fn empty_and_blank_fields_are_errors() {
     assert!(matches!(e, SecretsError::EmptyField { .. }));
 }
 
+/// (reference, environment, field expected to be reported invalid)
+type Case = (
+    CredentialRef,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+);
+
 #[tokio::test]
 async fn invalid_field_shapes_are_errors_without_values() {
-    let cases: Vec<(CredentialRef, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             oauth_client_ref("o"),
-            vec![("BULWARK_O__CLIENT_ID", "i"), ("BULWARK_O__CLIENT_SECRET", PLANTED), ("BULWARK_O__TOKEN_URL", "ftp://x")],
+            vec![
+                ("BULWARK_O__CLIENT_ID", "i"),
+                ("BULWARK_O__CLIENT_SECRET", PLANTED),
+                ("BULWARK_O__TOKEN_URL", "ftp://x"),
+            ],
             "token_url",
         ),
         (
             certificate_ref("c"),
-            vec![("BULWARK_C__CERT_PEM", "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----"), ("BULWARK_C__KEY_PEM", PLANTED)],
+            vec![
+                (
+                    "BULWARK_C__CERT_PEM",
+                    "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----",
+                ),
+                ("BULWARK_C__KEY_PEM", PLANTED),
+            ],
             "key_pem",
         ),
         (
             bearer_token_ref("b"),
-            vec![("BULWARK_B__TOKEN", PLANTED), ("BULWARK_B__EXPIRES_AT", "tomorrow")],
+            vec![
+                ("BULWARK_B__TOKEN", PLANTED),
+                ("BULWARK_B__EXPIRES_AT", "tomorrow"),
+            ],
             "expires_at",
         ),
-        (api_key_ref("a"), vec![("BULWARK_A__API_KEY", PLANTED), ("BULWARK_A__HEADER_NAME", "Bad Header")], "header_name"),
+        (
+            api_key_ref("a"),
+            vec![
+                ("BULWARK_A__API_KEY", PLANTED),
+                ("BULWARK_A__HEADER_NAME", "Bad Header"),
+            ],
+            "header_name",
+        ),
     ];
     for (reference, vars, field) in cases {
         let r = resolver(&vars);
         let e = r.resolve(&reference).await.unwrap_err();
-        assert!(matches!(&e, SecretsError::InvalidField { field: f, .. } if f == field), "{e:?}");
+        assert!(
+            matches!(&e, SecretsError::InvalidField { field: f, .. } if f == field),
+            "{e:?}"
+        );
         common::assert_clean("error Display", &e.to_string());
         common::assert_clean("error Debug", &format!("{e:?}"));
     }
@@ -168,7 +247,10 @@ async fn invalid_field_shapes_are_errors_without_values() {
 #[tokio::test]
 async fn unknown_store_missing_secret_and_bad_reference_are_distinct() {
     let r = resolver(&[]);
-    let e = r.resolve(&basic_ref("gh").with_store("nope")).await.unwrap_err();
+    let e = r
+        .resolve(&basic_ref("gh").with_store("nope"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, SecretsError::UnknownStore { .. }), "{e:?}");
     assert_eq!(
         e.to_string(),
@@ -176,16 +258,28 @@ async fn unknown_store_missing_secret_and_bad_reference_are_distinct() {
     );
 
     let e = r.resolve(&basic_ref("gh")).await.unwrap_err();
-    assert!(matches!(e, SecretsError::CredentialNotFound { .. }), "{e:?}");
+    assert!(
+        matches!(e, SecretsError::CredentialNotFound { .. }),
+        "{e:?}"
+    );
     assert!(e.is_not_found());
 
     let e = r.resolve(&basic_ref("")).await.unwrap_err();
     assert!(matches!(e, SecretsError::InvalidReference { .. }), "{e:?}");
     let e = r.resolve(&basic_ref("a\u{7}b")).await.unwrap_err();
-    assert!(e.to_string().contains("\\u{7}"), "control characters are escaped: {e}");
+    assert!(
+        e.to_string().contains("\\u{7}"),
+        "control characters are escaped: {e}"
+    );
 
-    let e = r.resolve(&CredentialRef::custom("x", "unregistered")).await.unwrap_err();
-    assert!(matches!(e, SecretsError::UnknownCredentialType { .. }), "{e:?}");
+    let e = r
+        .resolve(&CredentialRef::custom("x", "unregistered"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, SecretsError::UnknownCredentialType { .. }),
+        "{e:?}"
+    );
 }
 
 #[derive(Debug)]
@@ -213,10 +307,20 @@ async fn custom_types_can_be_registered() {
         ))
     })
     .unwrap();
-    reg.register_fields("smtp", &["host", "password"], &["port"]).unwrap();
-    assert!(matches!(reg.register("basic", |_| unreachable!()), Err(SecretsError::DuplicateCredentialType { .. })));
-    assert!(matches!(reg.register("smtp", |_| unreachable!()), Err(SecretsError::DuplicateCredentialType { .. })));
-    assert!(matches!(reg.register("Bad Name", |_| unreachable!()), Err(SecretsError::InvalidCredentialType { .. })));
+    reg.register_fields("smtp", &["host", "password"], &["port"])
+        .unwrap();
+    assert!(matches!(
+        reg.register("basic", |_| unreachable!()),
+        Err(SecretsError::DuplicateCredentialType { .. })
+    ));
+    assert!(matches!(
+        reg.register("smtp", |_| unreachable!()),
+        Err(SecretsError::DuplicateCredentialType { .. })
+    ));
+    assert!(matches!(
+        reg.register("Bad Name", |_| unreachable!()),
+        Err(SecretsError::InvalidCredentialType { .. })
+    ));
 
     let r = Resolver::builder()
         .store(env_store(&[
@@ -227,7 +331,10 @@ async fn custom_types_can_be_registered() {
         ]))
         .registry(reg)
         .build();
-    let c = r.resolve(&CredentialRef::custom("sf", "snowflake")).await.unwrap();
+    let c = r
+        .resolve(&CredentialRef::custom("sf", "snowflake"))
+        .await
+        .unwrap();
     let sf = c.as_custom().unwrap().downcast_ref::<Snowflake>().unwrap();
     assert_eq!(sf.account, "acme");
     assert_eq!(sf.private_key.expose(), PLANTED);
@@ -235,11 +342,21 @@ async fn custom_types_can_be_registered() {
     common::assert_clean("custom Display", &c.to_string());
     common::assert_clean("custom serde", &serde_json::to_string(&*c).unwrap());
 
-    let c = r.resolve(&CredentialRef::custom("mail", "smtp")).await.unwrap();
-    let f = c.as_custom().unwrap().downcast_ref::<FieldsCredential>().unwrap();
+    let c = r
+        .resolve(&CredentialRef::custom("mail", "smtp"))
+        .await
+        .unwrap();
+    let f = c
+        .as_custom()
+        .unwrap()
+        .downcast_ref::<FieldsCredential>()
+        .unwrap();
     assert_eq!(f.fields["password"].expose(), PLANTED);
     assert!(!f.fields.contains_key("port"));
-    let e = r.resolve(&CredentialRef::custom("sf", "smtp")).await.unwrap_err();
+    let e = r
+        .resolve(&CredentialRef::custom("sf", "smtp"))
+        .await
+        .unwrap_err();
     assert!(matches!(&e, SecretsError::MissingField { field, .. } if field == "host"));
 }
 
@@ -258,7 +375,10 @@ async fn cache_serves_until_invalidated_or_expired() {
     // Still cached.
     assert_eq!(pw(&r.resolve(&basic_ref("gh")).await.unwrap()), "one");
     // Uncached reads see the change at once (the file store re-reads changed files).
-    assert_eq!(pw(&r.resolve_uncached(&basic_ref("gh")).await.unwrap()), "two!");
+    assert_eq!(
+        pw(&r.resolve_uncached(&basic_ref("gh")).await.unwrap()),
+        "two!"
+    );
     // Explicit invalidation.
     r.invalidate(&basic_ref("gh"));
     assert_eq!(pw(&r.resolve(&basic_ref("gh")).await.unwrap()), "two!");
@@ -288,10 +408,22 @@ async fn env_store_layout_and_listing() {
     let m = s.get("single").await.unwrap();
     assert_eq!(m["single"].expose(), "v");
     assert!(s.get_optional("missing").await.unwrap().is_none());
-    assert!(matches!(s.get("missing").await, Err(SecretsError::NotFound { .. })));
+    assert!(matches!(
+        s.get("missing").await,
+        Err(SecretsError::NotFound { .. })
+    ));
     assert_eq!(s.list_names().await.unwrap(), ["github_app", "single"]);
-    let bulk = s.get_bulk(&["single".into(), "github-app".into()]).await.unwrap();
+    let bulk = s
+        .get_bulk(&["single".into(), "github-app".into()])
+        .await
+        .unwrap();
     assert_eq!(bulk.len(), 2);
-    assert!(matches!(s.get_bulk(&["single".into(), "missing".into()]).await, Err(SecretsError::NotFound { .. })));
-    assert!(matches!(s.get("").await, Err(SecretsError::InvalidKey { .. })));
+    assert!(matches!(
+        s.get_bulk(&["single".into(), "missing".into()]).await,
+        Err(SecretsError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.get("").await,
+        Err(SecretsError::InvalidKey { .. })
+    ));
 }

@@ -1,4 +1,5 @@
 //! The local JSON file store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use bulwark_secrets::*;
 
@@ -14,7 +15,10 @@ async fn nested_keys_and_fields() {
     .unwrap();
     let s = FileStore::new("files", &path);
     let m = s.get("db").await.unwrap();
-    assert_eq!(m.keys().collect::<Vec<_>>(), ["primary:password", "primary:port", "user"]);
+    assert_eq!(
+        m.keys().collect::<Vec<_>>(),
+        ["primary:password", "primary:port", "user"]
+    );
     assert_eq!(m["primary:port"].expose(), "5432");
     let m = s.get("db:primary").await.unwrap();
     assert_eq!(m["password"].expose(), "p1");
@@ -31,7 +35,10 @@ async fn nested_keys_and_fields() {
     assert_eq!(s.list_names().await.unwrap(), ["db", "list", "token"]);
 
     let s2 = FileStore::new("files", &path).with_separator("/");
-    assert_eq!(s2.get("db/primary").await.unwrap()["password"].expose(), "p1");
+    assert_eq!(
+        s2.get("db/primary").await.unwrap()["password"].expose(),
+        "p1"
+    );
 }
 
 #[tokio::test]
@@ -63,7 +70,10 @@ async fn missing_or_broken_file_fails_closed() {
     assert!(s.get("k").await.is_err());
     std::fs::write(&path, "{\"k\": ").unwrap();
     let e = s.get("k").await.unwrap_err();
-    assert!(matches!(e, SecretsError::FileFormat { line: 1, .. }), "{e:?}");
+    assert!(
+        matches!(e, SecretsError::FileFormat { line: 1, .. }),
+        "{e:?}"
+    );
     assert!(e.to_string().contains(&path.display().to_string()));
 }
 
@@ -81,7 +91,10 @@ async fn put_writes_atomically_with_0600() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let only: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(only.len(), 1, "no temp files left behind");

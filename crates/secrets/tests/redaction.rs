@@ -1,4 +1,5 @@
 //! A planted secret never appears in Debug, Display, serde output, errors or logs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 
@@ -13,13 +14,19 @@ fn all_credentials() -> Vec<Credential> {
         ("BULWARK_K__API_KEY".into(), PLANTED.into()),
         ("BULWARK_K__PREFIX".into(), "Token".into()),
         ("BULWARK_T__TOKEN".into(), PLANTED.into()),
-        ("BULWARK_T__EXPIRES_AT".into(), "2999-01-01T00:00:00Z".into()),
+        (
+            "BULWARK_T__EXPIRES_AT".into(),
+            "2999-01-01T00:00:00Z".into(),
+        ),
         ("BULWARK_O__CLIENT_ID".into(), "cid".into()),
         ("BULWARK_O__CLIENT_SECRET".into(), PLANTED.into()),
         ("BULWARK_O__TOKEN_URL".into(), "https://idp/token".into()),
         ("BULWARK_O__ACCESS_TOKEN".into(), PLANTED.into()),
         ("BULWARK_O__REFRESH_TOKEN".into(), PLANTED.into()),
-        ("BULWARK_C__CERT_PEM".into(), pem("CERTIFICATE").replace(PLANTED, "AAAA")),
+        (
+            "BULWARK_C__CERT_PEM".into(),
+            pem("CERTIFICATE").replace(PLANTED, "AAAA"),
+        ),
         ("BULWARK_C__KEY_PEM".into(), pem("PRIVATE KEY")),
         ("BULWARK_C__PASSPHRASE".into(), PLANTED.into()),
     ];
@@ -36,7 +43,10 @@ fn all_credentials() -> Vec<Credential> {
 }
 
 fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 #[test]
@@ -52,7 +62,10 @@ fn every_credential_type_redacts_in_debug_display_and_serde() {
             ("serde_norway", serde_norway::to_string(c).unwrap()),
         ] {
             assert_clean(&format!("{} {what}", c.credential_type()), &text);
-            assert!(text.contains(REDACTED), "{what} shows the redaction marker: {text}");
+            assert!(
+                text.contains(REDACTED),
+                "{what} shows the redaction marker: {text}"
+            );
         }
     }
     // The inner typed structs too.
@@ -60,9 +73,15 @@ fn every_credential_type_redacts_in_debug_display_and_serde() {
     assert_clean("BasicCredential Debug", &format!("{b:?}"));
     assert_clean("BasicCredential Display", &b.to_string());
     let k = creds[1].as_api_key().unwrap();
-    assert_clean("ApiKey header_value Debug", &format!("{:?}", k.header_value()));
+    assert_clean(
+        "ApiKey header_value Debug",
+        &format!("{:?}", k.header_value()),
+    );
     let t = creds[2].as_bearer_token().unwrap();
-    assert_clean("Bearer header Display", &t.authorization_header().to_string());
+    assert_clean(
+        "Bearer header Display",
+        &t.authorization_header().to_string(),
+    );
     let o = creds[3].as_oauth_client().unwrap();
     assert_clean("OAuth Debug", &format!("{o:?}"));
     assert_clean("OAuth serde", &serde_json::to_string(o).unwrap());
@@ -78,7 +97,10 @@ fn secret_and_secret_maps_redact() {
     let s = Secret::new(PLANTED);
     assert_eq!(format!("{s:?}"), REDACTED);
     assert_eq!(s.to_string(), REDACTED);
-    assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{REDACTED}\""));
+    assert_eq!(
+        serde_json::to_string(&s).unwrap(),
+        format!("\"{REDACTED}\"")
+    );
     let mut m = SecretMap::new();
     m.insert("password".into(), s);
     assert_clean("SecretMap Debug", &format!("{m:?}"));
@@ -102,7 +124,9 @@ async fn errors_and_logs_never_carry_the_value() {
         ),
     )
     .unwrap();
-    let r = Resolver::builder().store(FileStore::new("default", &path)).build();
+    let r = Resolver::builder()
+        .store(FileStore::new("default", &path))
+        .build();
     let ok = r.resolve(&basic_ref("gh")).await.unwrap();
     tracing::info!(credential = ?ok, display = %ok, "resolved");
     let failing = [

@@ -53,7 +53,13 @@ impl fmt::Debug for EnvStore {
 
 fn env_key(key: &str) -> String {
     key.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -78,7 +84,11 @@ impl EnvStore {
         Self {
             name: name.into(),
             prefix: prefix.into(),
-            source: Source::Fixed(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect()),
+            source: Source::Fixed(
+                vars.into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+            ),
         }
     }
 

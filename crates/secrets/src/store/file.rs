@@ -114,7 +114,10 @@ impl FileStore {
             Err(e) => return Err(self.io_err(e)),
         };
         let stamp = Stamp::of(&meta);
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(loaded) = state.as_ref() {
             if loaded.stamp == stamp {
                 return Ok(Some(loaded.root.clone()));
@@ -193,7 +196,10 @@ impl SecretStore for FileStore {
     }
 
     async fn list_names(&self) -> Result<Vec<String>> {
-        Ok(self.load()?.map(|r| r.keys().cloned().collect()).unwrap_or_default())
+        Ok(self
+            .load()?
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default())
     }
 
     /// Sets top-level `key` to an object of `value`'s fields and rewrites the file
@@ -208,12 +214,19 @@ impl SecretStore for FileStore {
         let mut root = root;
         root.insert(
             key.to_owned(),
-            Node::Branch(value.iter().map(|(k, v)| (k.clone(), Node::Leaf(v.clone()))).collect()),
+            Node::Branch(
+                value
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Node::Leaf(v.clone())))
+                    .collect(),
+            ),
         );
         let text = Node::Branch(root).to_field();
         let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
         let mut tmp = tempfile_in(dir).map_err(|e| self.io_err(e))?;
-        tmp.1.write_all(text.expose().as_bytes()).map_err(|e| self.io_err(e))?;
+        tmp.1
+            .write_all(text.expose().as_bytes())
+            .map_err(|e| self.io_err(e))?;
         tmp.1.sync_all().map_err(|e| self.io_err(e))?;
         fs::rename(&tmp.0, &self.path).map_err(|e| self.io_err(e))?;
         Ok(())
@@ -235,6 +248,10 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, fs::File)> {
 
 impl From<&SecretMap> for Node {
     fn from(map: &SecretMap) -> Self {
-        Node::Branch(map.iter().map(|(k, v)| (k.clone(), Node::Leaf(Secret::clone(v)))).collect())
+        Node::Branch(
+            map.iter()
+                .map(|(k, v)| (k.clone(), Node::Leaf(Secret::clone(v))))
+                .collect(),
+        )
     }
 }

@@ -39,10 +39,12 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
 
     /// Fetches `key`; a missing key is [`SecretsError::NotFound`].
     async fn get(&self, key: &str) -> Result<SecretMap> {
-        self.get_optional(key).await?.ok_or_else(|| SecretsError::NotFound {
-            store: self.name().to_owned(),
-            key: key.to_owned(),
-        })
+        self.get_optional(key)
+            .await?
+            .ok_or_else(|| SecretsError::NotFound {
+                store: self.name().to_owned(),
+                key: key.to_owned(),
+            })
     }
 
     /// Fetches several keys; fails closed on the first missing key or error.
@@ -234,14 +236,20 @@ impl<'de> Deserialize<'de> for Node {
             fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Node, E> {
                 Ok(Node::Leaf(Secret::new(v)))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Node, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Node, A::Error> {
                 let mut items = Vec::new();
                 while let Some(item) = seq.next_element()? {
                     items.push(item);
                 }
                 Ok(Node::List(items))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Node, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Node, A::Error> {
                 let mut out = BTreeMap::new();
                 while let Some((k, v)) = map.next_entry::<String, Node>()? {
                     out.insert(k, v);
@@ -268,7 +276,10 @@ pub(crate) fn validate_path_key(store: &str, key: &str) -> Result<()> {
     if key.chars().any(char::is_control) {
         return bad("key contains control characters");
     }
-    if key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+    if key
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
         return bad("key has an empty, `.` or `..` path segment or a leading/trailing `/`");
     }
     Ok(())

@@ -55,12 +55,16 @@ pub struct MasterKey {
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MasterKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("MasterKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
 fn key_err(reason: impl Into<String>) -> SecretsError {
-    SecretsError::MasterKey { reason: reason.into() }
+    SecretsError::MasterKey {
+        reason: reason.into(),
+    }
 }
 
 fn aes_key(bytes: &[u8]) -> Result<LessSafeKey> {
@@ -73,7 +77,10 @@ impl MasterKey {
     /// A key from 32 raw bytes, id derived from the key.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         if bytes.len() != KEY_LEN {
-            return Err(key_err(format!("must be {KEY_LEN} bytes, got {}", bytes.len())));
+            return Err(key_err(format!(
+                "must be {KEY_LEN} bytes, got {}",
+                bytes.len()
+            )));
         }
         let digest = Sha256::new()
             .chain_update(b"bulwark-secrets master key id v1\0")
@@ -88,14 +95,24 @@ impl MasterKey {
         let id = id.into();
         if id.is_empty()
             || id.len() > 64
-            || !id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
         {
-            return Err(key_err("key id must be 1-64 characters of A-Z a-z 0-9 _ . -"));
+            return Err(key_err(
+                "key id must be 1-64 characters of A-Z a-z 0-9 _ . -",
+            ));
         }
         if bytes.len() != KEY_LEN {
-            return Err(key_err(format!("must be {KEY_LEN} bytes, got {}", bytes.len())));
+            return Err(key_err(format!(
+                "must be {KEY_LEN} bytes, got {}",
+                bytes.len()
+            )));
         }
-        Ok(Self { id, key: aes_key(bytes)? })
+        Ok(Self {
+            id,
+            key: aes_key(bytes)?,
+        })
     }
 
     /// Decodes base64 (standard or URL-safe, padding optional) or hex text.
@@ -123,7 +140,10 @@ impl MasterKey {
     /// group or others.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            key_err(format!("cannot read master key file {}: {e}", path.display()))
+            key_err(format!(
+                "cannot read master key file {}: {e}",
+                path.display()
+            ))
         })?);
         #[cfg(unix)]
         {
@@ -224,11 +244,20 @@ fn random<const N: usize>(rng: &SystemRandom) -> Result<Zeroizing<[u8; N]>> {
     Ok(out)
 }
 
-fn seal(key: &LessSafeKey, nonce: &[u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+fn seal(
+    key: &LessSafeKey,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(plaintext.len() + TAG_LEN);
     buf.extend_from_slice(plaintext);
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), &mut buf)
-        .map_err(|_| SecretsError::Crypto("seal failed"))?;
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(*nonce),
+        Aad::from(aad),
+        &mut buf,
+    )
+    .map_err(|_| SecretsError::Crypto("seal failed"))?;
     Ok(buf)
 }
 
@@ -236,7 +265,10 @@ fn seal(key: &LessSafeKey, nonce: &[u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]
 fn open(key: &LessSafeKey, nonce: &[u8], aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
     let mut buf = Zeroizing::new(sealed.to_vec());
-    let len = key.open_in_place(nonce, Aad::from(aad), &mut buf).ok()?.len();
+    let len = key
+        .open_in_place(nonce, Aad::from(aad), &mut buf)
+        .ok()?
+        .len();
     buf.truncate(len);
     Some(buf)
 }
@@ -326,11 +358,17 @@ impl PostgresStore {
     /// A store over a lazily connecting pool: nothing is contacted until first use, so a
     /// database that is down makes reads fail with [`SecretsError::Unavailable`] rather
     /// than making startup fail.
-    pub fn connect_lazy(name: impl Into<String>, config: PostgresConfig, keys: MasterKeyring) -> Result<Self> {
+    pub fn connect_lazy(
+        name: impl Into<String>,
+        config: PostgresConfig,
+        keys: MasterKeyring,
+    ) -> Result<Self> {
         let name = name.into();
-        let mut opts = PgConnectOptions::from_str(config.url.expose()).map_err(|_| SecretsError::Unavailable {
-            store: name.clone(),
-            reason: "connection string is not a valid postgres URL".into(),
+        let mut opts = PgConnectOptions::from_str(config.url.expose()).map_err(|_| {
+            SecretsError::Unavailable {
+                store: name.clone(),
+                reason: "connection string is not a valid postgres URL".into(),
+            }
         })?;
         if let Some(schema) = &config.schema {
             if !valid_schema(schema) {
@@ -357,7 +395,12 @@ impl PostgresStore {
     }
 
     /// A store over an existing pool (whose `search_path` already points at the table).
-    pub fn from_pool(name: impl Into<String>, namespace: impl Into<String>, pool: PgPool, keys: MasterKeyring) -> Self {
+    pub fn from_pool(
+        name: impl Into<String>,
+        namespace: impl Into<String>,
+        pool: PgPool,
+        keys: MasterKeyring,
+    ) -> Self {
         Self {
             name: name.into(),
             namespace: namespace.into(),
@@ -382,12 +425,13 @@ impl PostgresStore {
 
     fn db_err(&self, e: sqlx::Error) -> SecretsError {
         match e {
-            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                SecretsError::Unavailable {
-                    store: self.name.clone(),
-                    reason: "database unreachable".into(),
-                }
-            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed => SecretsError::Unavailable {
+                store: self.name.clone(),
+                reason: "database unreachable".into(),
+            },
             source => SecretsError::Database {
                 store: self.name.clone(),
                 source,
@@ -479,11 +523,14 @@ impl PostgresStore {
             key: key.to_owned(),
             version,
         };
-        let master = self.keys.find(&key_id).ok_or_else(|| SecretsError::UnknownMasterKey {
-            store: self.name.clone(),
-            key: key.to_owned(),
-            key_id: key_id.clone(),
-        })?;
+        let master = self
+            .keys
+            .find(&key_id)
+            .ok_or_else(|| SecretsError::UnknownMasterKey {
+                store: self.name.clone(),
+                key: key.to_owned(),
+                key_id: key_id.clone(),
+            })?;
         let dek = open(
             &master.key,
             &get("dek_nonce")?,
@@ -530,7 +577,8 @@ impl PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| self.db_err(e))?;
-        row.map(|r| self.decrypt_row(key, &r).map(|(_, m)| m)).transpose()
+        row.map(|r| self.decrypt_row(key, &r).map(|(_, m)| m))
+            .transpose()
     }
 
     /// Soft-deletes every version of `key`; returns how many versions were deleted.
@@ -622,17 +670,25 @@ impl PostgresStore {
                 let old_id: String = row.try_get("key_id").map_err(|e| self.db_err(e))?;
                 let nonce: Vec<u8> = row.try_get("dek_nonce").map_err(|e| self.db_err(e))?;
                 let wrapped: Vec<u8> = row.try_get("wrapped_dek").map_err(|e| self.db_err(e))?;
-                let old = self.keys.find(&old_id).ok_or_else(|| SecretsError::UnknownMasterKey {
+                let old =
+                    self.keys
+                        .find(&old_id)
+                        .ok_or_else(|| SecretsError::UnknownMasterKey {
+                            store: self.name.clone(),
+                            key: name.clone(),
+                            key_id: old_id.clone(),
+                        })?;
+                let dek = open(
+                    &old.key,
+                    &nonce,
+                    &dek_aad(&self.namespace, &name, version, &old_id),
+                    &wrapped,
+                )
+                .ok_or_else(|| SecretsError::Integrity {
                     store: self.name.clone(),
                     key: name.clone(),
-                    key_id: old_id.clone(),
+                    version,
                 })?;
-                let dek = open(&old.key, &nonce, &dek_aad(&self.namespace, &name, version, &old_id), &wrapped)
-                    .ok_or_else(|| SecretsError::Integrity {
-                        store: self.name.clone(),
-                        key: name.clone(),
-                        version,
-                    })?;
                 let new_nonce = random::<NONCE_LEN>(&self.rng)?;
                 let rewrapped = seal(
                     &active.key,

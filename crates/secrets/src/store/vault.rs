@@ -103,7 +103,8 @@ impl VaultStore {
             store: name.clone(),
             reason,
         };
-        let base = Url::parse(&config.addr).map_err(|_| bad("vault address is not a URL".into()))?;
+        let base =
+            Url::parse(&config.addr).map_err(|_| bad("vault address is not a URL".into()))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(bad("vault address must be an http(s) URL".into()));
         }
@@ -142,12 +143,13 @@ impl VaultStore {
         match &self.token {
             VaultToken::Value(s) => Ok(s.clone()),
             VaultToken::File(path) => {
-                let raw = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-                    SecretsError::Io {
-                        path: path.clone(),
-                        source,
-                    }
-                })?);
+                let raw =
+                    zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+                        SecretsError::Io {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?);
                 let t = raw.trim();
                 if t.is_empty() {
                     return Err(SecretsError::Unavailable {
@@ -163,10 +165,12 @@ impl VaultStore {
     fn url(&self, kind: &str, key: Option<&str>) -> Result<Url> {
         let mut url = self.base.clone();
         {
-            let mut segs = url.path_segments_mut().map_err(|_| SecretsError::Unavailable {
-                store: self.name.clone(),
-                reason: "vault address cannot take a path".into(),
-            })?;
+            let mut segs = url
+                .path_segments_mut()
+                .map_err(|_| SecretsError::Unavailable {
+                    store: self.name.clone(),
+                    reason: "vault address cannot take a path".into(),
+                })?;
             segs.pop_if_empty().push("v1");
             segs.extend(self.mount.split('/'));
             segs.push(kind);
@@ -301,11 +305,14 @@ impl SecretStore for VaultStore {
         if !status.is_success() {
             return Err(self.status_error(status, "(list)"));
         }
-        let parsed: ListResponse = resp.json().await.map_err(|_| SecretsError::MalformedResponse {
-            store: self.name.clone(),
-            key: "(list)".into(),
-            reason: "not a KV v2 list response",
-        })?;
+        let parsed: ListResponse =
+            resp.json()
+                .await
+                .map_err(|_| SecretsError::MalformedResponse {
+                    store: self.name.clone(),
+                    key: "(list)".into(),
+                    reason: "not a KV v2 list response",
+                })?;
         Ok(parsed
             .data
             .keys
@@ -318,7 +325,10 @@ impl SecretStore for VaultStore {
     async fn put(&self, key: &str, value: &SecretMap) -> Result<()> {
         validate_path_key(&self.name, key)?;
         let url = self.url("data", Some(key))?;
-        let data: BTreeMap<&str, &str> = value.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        let data: BTreeMap<&str, &str> = value
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
         let body = zeroize::Zeroizing::new(
             serde_json::to_vec(&serde_json::json!({ "data": data }))
                 .map_err(|_| SecretsError::Crypto("serialization failed"))?,

@@ -1,5 +1,5 @@
 //! Shared helpers for the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::sync::{Arc, Mutex};
 
@@ -28,7 +28,13 @@ pub fn database_url(test: &str) -> Option<String> {
             if std::env::var("BULWARK_REQUIRE_DB").as_deref() == Ok("1") {
                 panic!("{test}: BULWARK_REQUIRE_DB=1 but BULWARK_TEST_DATABASE_URL is not set");
             }
-            eprintln!("{test}: skipped: BULWARK_TEST_DATABASE_URL not set");
+            // Written straight to stderr so the notice shows even under the test harness's
+            // output capture.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: skipped: BULWARK_TEST_DATABASE_URL not set"
+            );
             None
         }
     }

@@ -6,6 +6,7 @@
 //! * `GET  /v1/<mount>/metadata/<path>?list=true` (and the `LIST` verb) → `{"data":{"keys":[…]}}`
 //! * `X-Vault-Token` checked on every request: 403 `{"errors":["permission denied"]}`
 //! * 404 `{"errors":[]}` for missing secrets.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,9 @@ pub async fn start(mount: &'static str, token: &str) -> StandIn {
     let tok = token.to_owned();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((sock, _)) = listener.accept().await else { return };
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
             let data = data.clone();
             let tok = tok.clone();
             tokio::spawn(async move {
@@ -68,7 +71,10 @@ async fn serve(
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
         }
     }
-    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; len];
     r.read_exact(&mut body).await?;
 
@@ -81,7 +87,10 @@ async fn serve(
         match method.as_str() {
             "GET" => {
                 let versions = d.get(key);
-                let want = query.get("version").and_then(|v| v.parse::<usize>().ok()).filter(|v| *v > 0);
+                let want = query
+                    .get("version")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .filter(|v| *v > 0);
                 let found = versions.and_then(|vs| match want {
                     Some(v) => vs.get(v - 1).map(|x| (v, x)),
                     None => vs.last().map(|x| (vs.len(), x)),
@@ -102,7 +111,10 @@ async fn serve(
                     Some(fields) if fields.is_object() => {
                         let vs = d.entry(key.to_owned()).or_default();
                         vs.push(fields.clone());
-                        (200, json!({"data": {"version": vs.len(), "created_time": "2026-01-01T00:00:00Z"}}))
+                        (
+                            200,
+                            json!({"data": {"version": vs.len(), "created_time": "2026-01-01T00:00:00Z"}}),
+                        )
                     }
                     _ => (400, json!({"errors": ["no data provided"]})),
                 }
@@ -113,7 +125,11 @@ async fn serve(
         let listing = method == "LIST" || (method == "GET" && query.get("list") == Some(&"true"));
         if listing {
             let prefix = prefix.trim_start_matches('/');
-            let prefix = if prefix.is_empty() { String::new() } else { format!("{}/", prefix.trim_end_matches('/')) };
+            let prefix = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{}/", prefix.trim_end_matches('/'))
+            };
             let d = data.lock().unwrap();
             let mut keys: Vec<String> = d
                 .keys()
