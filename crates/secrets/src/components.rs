@@ -375,7 +375,7 @@ impl ComponentSet {
                 ComponentType::Vault => Arc::new(self.build_vault(c, &reg).await?),
                 _ => {
                     let s = self.build_postgres(c, &reg).await?;
-                    if self.bool(c, "runMigrations", false, &reg).await? {
+                    if self.bool(c, "runMigrations", false)? {
                         s.migrate().await?;
                     }
                     Arc::new(s)
@@ -443,14 +443,7 @@ impl ComponentSet {
         Ok(Some(value))
     }
 
-    async fn bool(
-        &self,
-        c: &Component,
-        key: &str,
-        default: bool,
-        reg: &StoreRegistry,
-    ) -> Result<bool> {
-        let _ = reg;
+    fn bool(&self, c: &Component, key: &str, default: bool) -> Result<bool> {
         match self.plain(c, key)?.as_deref().map(str::trim) {
             None => Ok(default),
             Some("true" | "True" | "TRUE" | "1" | "yes") => Ok(true),
@@ -472,7 +465,7 @@ impl ComponentSet {
     }
 
     async fn build_vault(&self, c: &Component, reg: &StoreRegistry) -> Result<VaultStore> {
-        if self.bool(c, "skipVerify", false, reg).await? {
+        if self.bool(c, "skipVerify", false)? {
             return Err(c.err(
                 "skipVerify",
                 "TLS verification cannot be turned off; give the CA with caPath or caCert",
@@ -491,7 +484,7 @@ impl ComponentSet {
         if let Some(m) = self.plain(c, "enginePath")? {
             cfg.mount = m;
         }
-        let use_prefix = self.bool(c, "vaultKVUsePrefix", true, reg).await?;
+        let use_prefix = self.bool(c, "vaultKVUsePrefix", true)?;
         cfg.prefix = if use_prefix {
             Some(
                 self.plain(c, "vaultKVPrefix")?
