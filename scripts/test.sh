@@ -27,8 +27,13 @@ scripts/up.sh || { echo "--- FAILED: scripts/up.sh"; exit 1; }
 set -a; source "$STATE/env"; set +a
 
 step "cargo test (workspace, with Postgres)"
-BULWARK_TEST_DATABASE_URL="postgres://postgres:$(cat "$BULWARK_PG_SUPERUSER_PASSWORD_FILE")@127.0.0.1:$BULWARK_PG_PORT/postgres" \
+export BULWARK_TEST_DATABASE_URL="postgres://postgres:$(cat "$BULWARK_PG_SUPERUSER_PASSWORD_FILE")@127.0.0.1:$BULWARK_PG_PORT/postgres"
+# Test suites create throwaway databases named *_test_*; drop the previous run's.
+runuser -u postgres -- psql -h "$STATE/pg/run" -p "$BULWARK_PG_PORT" -d postgres -Atq \
+  -c "SELECT datname FROM pg_database WHERE datname LIKE 'bulwark\_%test\_%'" 2>/dev/null |
+  while read -r db; do runuser -u postgres -- dropdb -h "$STATE/pg/run" -p "$BULWARK_PG_PORT" "$db" 2>/dev/null || true; done
 BULWARK_REQUIRE_DB=1 run cargo test -q --workspace
+
 
 step "OpenSSL cross-check of $BULWARK_CERTS_DIR"
 run scripts/check-certs-openssl.sh "$BULWARK_CERTS_DIR"

@@ -435,6 +435,55 @@ async def main() -> int:
                 await handle.delete()
         return f"scheduled workflow {started.workflow_id} completed"
 
+    # Short-lived tokens from bulwark-control's OAuth2 endpoint, used against Temporal.
+    def oauth_token(client_id: str, secret: str, scope: str | None = None) -> str:
+        import urllib.parse
+        import urllib.request
+        url = env["BULWARK_CONTROL_URL"].rstrip("/") + "/oauth/token"
+        form = {"grant_type": "client_credentials"}
+        if scope:
+            form["scope"] = scope
+        req = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), method="POST")
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode())
+        ctx = ssl.create_default_context(cadata=ca.decode())
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            return json.loads(resp.read())["access_token"]
+
+    def deployment_secret(key: str) -> str:
+        path = env.get("BULWARK_DEPLOYMENT_SECRETS")
+        if not path or "BULWARK_CONTROL_URL" not in env:
+            raise Skip("no bulwark-control in this stack's env")
+        return json.loads(Path(path).read_text())[key]
+
+    async def oauth_worker_token_within_scope():
+        token = oauth_token("worker", deployment_secret("worker_client_secret"))
+        wc = await stack.client(token, identity="client-worker")
+        cc = await stack.client(client_token)
+        tq = f"oauth-{uuid.uuid4().hex[:8]}"
+        async with worker(wc, tq):
+            result = await cc.execute_workflow(ConformanceGreeting.run, "oauth", id=f"wf-{tq}", task_queue=tq,
+                                               execution_timeout=dt.timedelta(seconds=60))
+        assert result == "Hello, oauth!", result
+        a = await expect_denied(lambda: wc.workflow_service.register_namespace(RegisterNamespaceRequest(
+            namespace=f"denied-{uuid.uuid4().hex[:8]}", workflow_execution_retention_period=Duration(seconds=86400))))
+        b = await expect_denied(lambda: wc.workflow_service.list_workflow_executions(ListWorkflowExecutionsRequest(namespace=other_ns)))
+        return f"worker polled with a 15-minute token; namespace create {a}; other namespace {b}"
+
+    async def oauth_narrowed_scope():
+        token = oauth_token("api", deployment_secret("api_client_secret"), scope=f"temporal:{ns}:write")
+        c = await stack.client(token, identity="client-api")
+        await c.workflow_service.list_workflow_executions(ListWorkflowExecutionsRequest(namespace=ns))
+        return "explicitly scoped api token lists workflows"
+
+    async def oauth_operator_token_refused_by_temporal():
+        op = json.loads(Path(env["BULWARK_OPERATOR_CREDENTIALS"]).read_text()) if env.get("BULWARK_OPERATOR_CREDENTIALS") else None
+        if not op:
+            raise Skip("no operator credentials in this stack's env")
+        token = oauth_token(op["client_id"], op["client_secret"])
+        c = await client_with(token)
+        d = await expect_denied(lambda: c.workflow_service.list_workflow_executions(ListWorkflowExecutionsRequest(namespace=ns)))
+        return f"a bulwark-api token (audience bulwark-api, no Temporal permissions) is {d} by Temporal"
+
     # 8: persistence across restarts (needs a restart command for this stack).
     async def survives_restarts():
         restart = env.get("BULWARK_RESTART_CMD")
@@ -499,6 +548,9 @@ async def main() -> int:
     await run("7 the seed guide's CLI command works with --api-key and fails without", seed_cli_commands)
     await run("7 temporal.toml profiles: admin can, client cannot", cli_profiles)
     await run("system worker under authorization: a schedule fires and its workflow completes", schedule_runs)
+    await run("oauth: a worker token from bulwark-control polls and completes, and is refused outside its scope", oauth_worker_token_within_scope)
+    await run("oauth: an api token requested with an explicit namespace scope works there", oauth_narrowed_scope)
+    await run("oauth: an operator token for bulwark-api is refused by Temporal", oauth_operator_token_refused_by_temporal)
     await run("8 data survives a Temporal restart and a Postgres restart", survives_restarts, timeout=400)
     return r.summary()
 

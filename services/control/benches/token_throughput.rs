@@ -1,0 +1,102 @@
+//! Tokens per second from `/oauth/token` over HTTPS with keep-alive, against the same
+//! server's `/healthz` over the same connections as the baseline (TLS + HTTP + routing cost
+//! without authentication, database and signing). Needs BULWARK_TEST_DATABASE_URL.
+//! Target: at least 2,000 tokens/s on a 2-core machine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bulwark_oauth::IssuerSettings;
+
+const CONCURRENCY: usize = 32;
+const DURATION: Duration = Duration::from_secs(4);
+
+async fn measure(h: Arc<support::Harness>, token: bool) -> (f64, Duration, Duration) {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + DURATION;
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (h, done) = (h.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let secret = h.secret("worker");
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let status = if token {
+                    h.token_basic("worker", &secret, &[]).await.status()
+                } else {
+                    h.http
+                        .get(format!("{}/healthz", h.url))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                };
+                assert!(status.is_success(), "{status}");
+                lat.push(t.elapsed());
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    let p = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    (
+        done.load(Ordering::Relaxed) as f64 / DURATION.as_secs_f64(),
+        p(0.5),
+        p(0.99),
+    )
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let settings = IssuerSettings {
+            per_client_per_second: 1e9,
+            per_client_burst: u32::MAX,
+            per_address_per_second: 1e9,
+            per_address_burst: u32::MAX,
+            ..IssuerSettings::default()
+        };
+        let Some(h) = support::start(settings).await else {
+            println!("token_throughput: skipped (BULWARK_TEST_DATABASE_URL not set)");
+            return;
+        };
+        let h = Arc::new(h);
+        // Warm up connections and the database pool.
+        measure(h.clone(), true).await;
+        let (base, b50, b99) = measure(h.clone(), false).await;
+        let (tok, t50, t99) = measure(h.clone(), true).await;
+        println!(
+            "token_throughput: {CONCURRENCY} concurrent keep-alive HTTPS clients, {}s each",
+            DURATION.as_secs()
+        );
+        println!(
+            "  baseline GET /healthz      {base:>8.0} req/s   p50 {b50:>9.2?}  p99 {b99:>9.2?}"
+        );
+        println!(
+            "  POST /oauth/token          {tok:>8.0} tok/s   p50 {t50:>9.2?}  p99 {t99:>9.2?}"
+        );
+        println!("  token/baseline throughput  {:.2}", tok / base);
+        println!(
+            "  target >= 2000 tok/s: {}",
+            if tok >= 2000.0 { "met" } else { "NOT met" }
+        );
+    });
+}

@@ -1,0 +1,145 @@
+//! A real bulwark-control over HTTPS on an ephemeral port, backed by a fresh database.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use bulwark_control::{AppState, app, metrics::Metrics};
+use bulwark_oauth::{
+    ClientSecret, ClientStore, IssuerSettings, MIGRATOR, ScopeSet, TokenIssuer, signer::KeyFile,
+};
+use bulwark_pki::{Mode, Settings, generate};
+use bulwark_tls::{PemFiles, Reloading, server_config};
+use sqlx::PgPool;
+
+pub struct Harness {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub store: ClientStore,
+    pub certs: PathBuf,
+    pub secrets: std::collections::HashMap<&'static str, ClientSecret>,
+    _tmp: tempfile::TempDir,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+/// A fresh database on the test server, or `None` (with a message) when none is configured.
+pub async fn database() -> Option<PgPool> {
+    let Ok(admin_url) = std::env::var("BULWARK_TEST_DATABASE_URL") else {
+        if std::env::var("BULWARK_REQUIRE_DB").as_deref() == Ok("1") {
+            panic!("BULWARK_TEST_DATABASE_URL is required (BULWARK_REQUIRE_DB=1)");
+        }
+        eprintln!("skipped: BULWARK_TEST_DATABASE_URL not set");
+        return None;
+    };
+    let admin = PgPool::connect(&admin_url)
+        .await
+        .expect("connect to the test server");
+    let name = format!("bulwark_control_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let pool = PgPool::connect(&format!("{base}/{name}")).await.unwrap();
+    MIGRATOR.run(&pool).await.unwrap();
+    Some(pool)
+}
+
+pub async fn start(settings: IssuerSettings) -> Option<Harness> {
+    let pool = database().await?;
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
+    generate(
+        &certs,
+        &Settings::default(),
+        Mode::Missing,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let store = ClientStore::new(pool);
+    let mut secrets = std::collections::HashMap::new();
+    for (id, scopes, aud) in [
+        ("worker", "temporal:default:write", "temporal"),
+        (
+            "api",
+            "temporal:default:read temporal:default:write",
+            "temporal",
+        ),
+        ("operator", "workflows:start workflows:read", "bulwark-api"),
+    ] {
+        let s: ScopeSet = scopes.parse().unwrap();
+        secrets.insert(
+            id,
+            store.register(id, "test", &s, aud).await.unwrap().unwrap(),
+        );
+    }
+    let key = Arc::new(
+        KeyFile::open(
+            certs.join("temporal-jwt-private.key"),
+            Duration::from_millis(50),
+        )
+        .unwrap(),
+    );
+    let issuer = TokenIssuer::new(store.clone(), key, settings);
+    let cert = Reloading::new(PemFiles::new(
+        certs.join("control-server.crt"),
+        certs.join("control-server.key"),
+    ))
+    .unwrap();
+    let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(
+        server_config(cert, None).unwrap(),
+    ));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let url = format!("https://localhost:{}", addr.port());
+    let state = AppState {
+        issuer: Arc::new(issuer),
+        certs_dir: certs.clone(),
+        base_url: url.clone(),
+        metrics: Arc::new(Metrics::default()),
+    };
+    let server = tokio::spawn(async move {
+        axum_server::from_tcp_rustls(listener, tls)
+            .serve(app(state).into_make_service_with_connect_info::<SocketAddr>())
+            .await
+            .unwrap();
+    });
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.crt")).unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls()
+        .build()
+        .unwrap();
+    Some(Harness {
+        url,
+        http,
+        store,
+        certs,
+        secrets,
+        _tmp: tmp,
+        _server: server,
+    })
+}
+
+impl Harness {
+    pub fn secret(&self, id: &str) -> String {
+        self.secrets[id].expose().to_owned()
+    }
+
+    pub async fn token_basic(
+        &self,
+        id: &str,
+        secret: &str,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend_from_slice(extra);
+        self.http
+            .post(format!("{}/oauth/token", self.url))
+            .basic_auth(id, Some(secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+}
