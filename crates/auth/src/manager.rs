@@ -126,6 +126,10 @@ impl TokenManager {
     /// failed refresh is backing off, callers without a usable token get the
     /// last error instead of adding load to a struggling endpoint; a forced
     /// refresh ignores the backoff.
+    ///
+    /// Proactive refresh (before expiry) is the background refresher's job;
+    /// without [`TokenManager::start_background_refresh`] a token is only
+    /// replaced here once it stops being usable.
     pub async fn get_access_token(&self, force_refresh: bool) -> Result<AccessToken> {
         let inner = &*self.inner;
         if !force_refresh {
