@@ -1,0 +1,116 @@
+//! Bearer-token authentication for the API: tokens minted by bulwark-control, verified
+//! against the JWKS on disk (re-read when it changes), audience `bulwark-api`, scopes per
+//! route.
+
+use std::{
+    path::PathBuf,
+    sync::RwLock,
+    time::{Duration, Instant, SystemTime},
+};
+
+use axum::http::{HeaderMap, header};
+use bulwark_pki::jwt::{Claims, Jwks, verify};
+use time::OffsetDateTime;
+
+/// Why a request was not authenticated or not authorized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// No bearer token: 401 with a bare challenge.
+    Missing,
+    /// A token that did not verify (expired, tampered, unknown key, wrong audience): 401.
+    Invalid,
+    /// A valid token without the scope the route needs: 403.
+    InsufficientScope(&'static str),
+}
+
+#[derive(Debug)]
+struct Cached {
+    jwks: Jwks,
+    modified: Option<SystemTime>,
+    checked: Instant,
+}
+
+/// Verifies bearer tokens against a JWKS file.
+#[derive(Debug)]
+pub struct Verifier {
+    path: PathBuf,
+    audience: String,
+    cache: RwLock<Cached>,
+}
+
+const RECHECK: Duration = Duration::from_secs(2);
+
+impl Verifier {
+    pub fn new(jwks_path: PathBuf, audience: impl Into<String>) -> Self {
+        Verifier {
+            path: jwks_path,
+            audience: audience.into(),
+            cache: RwLock::new(Cached {
+                jwks: Jwks::default(),
+                modified: None,
+                checked: Instant::now() - RECHECK * 2,
+            }),
+        }
+    }
+
+    fn jwks(&self) -> Jwks {
+        if let Ok(c) = self.cache.read() {
+            if c.checked.elapsed() < RECHECK {
+                return c.jwks.clone();
+            }
+        }
+        let mut c = match self.cache.write() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        c.checked = Instant::now();
+        let modified = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
+        if modified != c.modified {
+            match std::fs::read(&self.path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Jwks>(&b).map_err(|e| e.to_string()))
+            {
+                Ok(j) => {
+                    c.jwks = j;
+                    c.modified = modified;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %self.path.display(), "JWKS unreadable; keeping the previous key set")
+                }
+            }
+        }
+        c.jwks.clone()
+    }
+
+    /// Authenticate the request and require `scope`.
+    pub fn authorize(&self, headers: &HeaderMap, scope: &'static str) -> Result<Claims, Denied> {
+        let value = headers.get(header::AUTHORIZATION).ok_or(Denied::Missing)?;
+        let value = value.to_str().map_err(|_| Denied::Invalid)?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or(Denied::Missing)?;
+        let claims = verify(
+            token.trim(),
+            &self.jwks(),
+            OffsetDateTime::now_utc(),
+            Some(&self.audience),
+        )
+        .map_err(|e| {
+            tracing::info!(reason = %e, "bearer token rejected");
+            Denied::Invalid
+        })?;
+        if claims.scope.split(' ').any(|s| s == scope) {
+            Ok(claims)
+        } else {
+            Err(Denied::InsufficientScope(scope))
+        }
+    }
+
+    /// Whether a key set is loaded (for readiness).
+    pub fn has_keys(&self) -> bool {
+        !self.jwks().keys.is_empty()
+    }
+}

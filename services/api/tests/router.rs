@@ -1,0 +1,354 @@
+//! The API router with `tower::ServiceExt::oneshot`, against an in-memory backend: the HTTP
+//! contract (auth, scopes, validation, status codes). End to end against Temporal lives in
+//! tests/e2e.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+};
+use bulwark_api::{
+    AppState, Metrics, app,
+    auth::Verifier,
+    backend::{BackendError, Description, Outcome, StartRequest, Started, Status, WorkflowBackend},
+};
+use bulwark_pki::{
+    Mode, Settings, generate,
+    jwt::{Claims, SigningKey},
+};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tower::ServiceExt;
+
+#[derive(Debug, Default)]
+struct Fake {
+    started: Mutex<HashMap<String, StartRequest>>,
+}
+
+#[async_trait::async_trait]
+impl WorkflowBackend for Fake {
+    async fn start(&self, req: StartRequest) -> Result<Started, BackendError> {
+        let mut s = self.started.lock().unwrap();
+        if s.contains_key(&req.workflow_id) {
+            return Err(BackendError::AlreadyStarted {
+                run_id: "run-1".into(),
+            });
+        }
+        let id = req.workflow_id.clone();
+        s.insert(id.clone(), req);
+        Ok(Started {
+            workflow_id: id,
+            run_id: "run-1".into(),
+        })
+    }
+    async fn describe(&self, id: &str) -> Result<Description, BackendError> {
+        let s = self.started.lock().unwrap();
+        let r = s.get(id).ok_or(BackendError::NotFound)?;
+        Ok(Description {
+            workflow_id: id.into(),
+            run_id: "run-1".into(),
+            workflow_type: r.workflow_type.clone(),
+            status: Status::Running,
+            start_time: None,
+            close_time: None,
+        })
+    }
+    async fn result(&self, id: &str, _wait: Duration) -> Result<Outcome, BackendError> {
+        self.describe(id).await?;
+        Ok(Outcome::Completed(json!({"greeting": "Hello"})))
+    }
+    async fn cancel(&self, id: &str) -> Result<(), BackendError> {
+        self.describe(id).await.map(|_| ())
+    }
+    async fn list(
+        &self,
+        _status: Option<Status>,
+        _limit: usize,
+    ) -> Result<Vec<Description>, BackendError> {
+        Ok(vec![])
+    }
+    async fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    router: axum::Router,
+    key: SigningKey,
+}
+
+fn env() -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("certs");
+    generate(
+        &dir,
+        &Settings::default(),
+        Mode::Missing,
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let key = SigningKey::from_pem(
+        &std::fs::read_to_string(dir.join("temporal-jwt-private.key")).unwrap(),
+    )
+    .unwrap();
+    let state = AppState {
+        backend: Arc::new(Fake::default()),
+        verifier: Arc::new(Verifier::new(dir.join("jwks.json"), "bulwark-api")),
+        metrics: Arc::new(Metrics::default()),
+        max_wait: Duration::from_secs(5),
+    };
+    Env {
+        _tmp: tmp,
+        router: app(state),
+        key,
+    }
+}
+
+impl Env {
+    fn token(&self, scope: &str, aud: &str, ttl: i64) -> String {
+        let c = Claims::new(
+            "operator",
+            "bulwark",
+            aud,
+            scope,
+            vec![],
+            OffsetDateTime::now_utc(),
+            time::Duration::seconds(ttl),
+        );
+        self.key.sign(&c).unwrap()
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let mut b = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(body) => b
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+const START: &str = "workflows:start workflows:read workflows:cancel";
+
+#[tokio::test]
+async fn no_anonymous_access_and_bad_tokens_are_401() {
+    let e = env();
+    let (s, h, body) = e.call("GET", "/api/v1/workflows", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(h["www-authenticate"], "Bearer realm=\"bulwark-api\"");
+    assert_eq!(body["error"], "unauthorized");
+
+    let expired = e.token(START, "bulwark-api", -3600);
+    let wrong_aud = e.token(START, "temporal", 600);
+    let good = e.token(START, "bulwark-api", 600);
+    let mut parts: Vec<&str> = good.split('.').collect();
+    let forged_payload = {
+        use base64::Engine;
+        let c = Claims::new(
+            "admin",
+            "bulwark",
+            "bulwark-api",
+            START,
+            vec![],
+            OffsetDateTime::now_utc(),
+            time::Duration::seconds(600),
+        );
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap())
+    };
+    parts[1] = &forged_payload;
+    let tampered = parts.join(".");
+    for t in [expired, wrong_aud, tampered, "not-a-jwt".to_owned()] {
+        let (s, h, body) = e.call("GET", "/api/v1/workflows", Some(&t), None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{t}");
+        assert!(
+            h["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
+        assert_eq!(body["error"], "invalid_token");
+    }
+    let (s, _, _) = e.call("GET", "/api/v1/workflows", Some(&good), None).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn wrong_scope_is_403() {
+    let e = env();
+    let read_only = e.token("workflows:read", "bulwark-api", 600);
+    let (s, h, body) = e
+        .call(
+            "POST",
+            "/api/v1/workflows",
+            Some(&read_only),
+            Some(json!({"workflow_type": "Greeting"}).to_string()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(
+        h["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("workflows:start")
+    );
+    let (s, _, _) = e
+        .call("POST", "/api/v1/workflows/x/cancel", Some(&read_only), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn start_describe_result_conflict() {
+    let e = env();
+    let t = e.token(START, "bulwark-api", 600);
+    let body =
+        json!({"workflow_type": "Greeting", "workflow_id": "greet-1", "input": {"name": "Ada"}})
+            .to_string();
+    let (s, _, v) = e
+        .call("POST", "/api/v1/workflows", Some(&t), Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(v, json!({"workflow_id": "greet-1", "run_id": "run-1"}));
+    let (s, _, v) = e
+        .call("POST", "/api/v1/workflows", Some(&t), Some(body))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(v["run_id"], "run-1");
+    let (s, _, v) = e
+        .call("GET", "/api/v1/workflows/greet-1", Some(&t), None)
+        .await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("running")));
+    let (s, _, v) = e
+        .call(
+            "GET",
+            "/api/v1/workflows/greet-1/result?timeout=1s",
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("completed"))
+    );
+    let (s, _, _) = e
+        .call("GET", "/api/v1/workflows/nope", Some(&t), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = e
+        .call("GET", "/api/v1/workflows?status=bogus", Some(&t), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn bad_input_gets_actionable_4xx() {
+    let e = env();
+    let t = e.token(START, "bulwark-api", 600);
+    let (s, _, v) = e
+        .call(
+            "POST",
+            "/api/v1/workflows",
+            Some(&t),
+            Some("{not json".into()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"], "invalid_json");
+    let big =
+        json!({"workflow_type": "Greeting", "input": {"name": "x".repeat(100_000)}}).to_string();
+    let (s, _, _) = e
+        .call("POST", "/api/v1/workflows", Some(&t), Some(big))
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    let (s, _, v) = e
+        .call(
+            "POST",
+            "/api/v1/workflows",
+            Some(&t),
+            Some(json!({"workflow_type": "Mine"}).to_string()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("Greeting, DatabaseQuery, HttpCall")
+    );
+    let planted = "planted-secret-value-8d1f";
+    let (s, _, v) = e
+        .call(
+            "POST",
+            "/api/v1/workflows",
+            Some(&t),
+            Some(
+                json!({"workflow_type": "DatabaseQuery", "input": {"password": planted}})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let msg = v["message"].as_str().unwrap();
+    assert!(
+        msg.contains("input.password") && msg.contains("credentials"),
+        "{msg}"
+    );
+    assert!(!v.to_string().contains(planted));
+}
+
+#[tokio::test]
+async fn openapi_health_and_metrics() {
+    let e = env();
+    let (s, _, v) = e.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["openapi"], "3.1.0");
+    assert!(v["paths"]["/api/v1/workflows"]["post"].is_object());
+    let (s, _, _) = e.call("GET", "/readyz", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let res = e
+        .router
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(
+        text.contains("bulwark_api_requests_total{route=\"/readyz\",status=\"200\"} 1"),
+        "{text}"
+    );
+}
