@@ -520,12 +520,6 @@ impl ComponentSet {
             .await?
             .ok_or_else(|| c.err("connectionString", "is required"))?;
         let explicit_id = self.plain(c, "masterKeyId")?;
-        let with_id = |k: MasterKey, bytes: Option<&[u8]>| -> Result<MasterKey> {
-            match (&explicit_id, bytes) {
-                (Some(id), Some(b)) => MasterKey::with_id(id.clone(), b),
-                _ => Ok(k),
-            }
-        };
         let active = match (
             self.plain_or_path(c, "masterKeyFile")?,
             self.secret(c, "masterKey", reg).await?,
@@ -534,26 +528,16 @@ impl ComponentSet {
                 return Err(c.err("masterKey", "give masterKeyFile or masterKey, not both"));
             }
             (None, None) => return Err(c.err("masterKeyFile", "is required (or masterKey)")),
-            (Some(path), None) => {
-                let text =
-                    zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
-                        c.err(
-                            "masterKeyFile",
-                            format!("cannot read {}: {e}", path.display()),
-                        )
-                    })?);
-                let bytes =
-                    MasterKey::decode(&text).map_err(|e| c.err("masterKeyFile", e.to_string()))?;
-                let k = MasterKey::from_bytes(&bytes)
-                    .map_err(|e| c.err("masterKeyFile", e.to_string()))?;
-                with_id(k, Some(&bytes))?
-            }
+            (Some(path), None) => MasterKey::from_file_with_id(&path, explicit_id.as_deref())
+                .map_err(|e| c.err("masterKeyFile", e.to_string()))?,
             (None, Some(text)) => {
                 let bytes = MasterKey::decode(text.expose())
                     .map_err(|e| c.err("masterKey", e.to_string()))?;
-                let k =
-                    MasterKey::from_bytes(&bytes).map_err(|e| c.err("masterKey", e.to_string()))?;
-                with_id(k, Some(&bytes))?
+                match &explicit_id {
+                    Some(id) => MasterKey::with_id(id.clone(), &bytes),
+                    None => MasterKey::from_bytes(&bytes),
+                }
+                .map_err(|e| c.err("masterKey", e.to_string()))?
             }
         };
         let mut ring = MasterKeyring::new(active);

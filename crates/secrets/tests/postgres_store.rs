@@ -475,3 +475,53 @@ async fn unreachable_database_is_unavailable_not_not_found() {
         "{e:?}"
     );
 }
+
+#[tokio::test]
+async fn configured_from_a_component_file() {
+    let Some(url) = common::database_url("component") else {
+        return;
+    };
+    let schema = common::unique_schema();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, key_text) = MasterKey::generate().unwrap();
+    std::fs::write(dir.path().join("master.key"), key_text.expose()).unwrap();
+    std::fs::write(
+        dir.path().join("default.yaml"),
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: default\nspec:\n  type: bulwark.secretstores.postgres\n  version: v1\n  metadata:\n\
+             \x20   - name: connectionString\n      secretKeyRef:\n        name: TEST_SECRETS_DB_URL\n\
+             \x20   - name: masterKeyFile\n      value: master.key\n\
+             \x20   - name: masterKeyId\n      value: k2026-01\n\
+             \x20   - name: schema\n      value: {schema}\n\
+             \x20   - name: runMigrations\n      value: true\n"
+        ),
+    )
+    .unwrap();
+    let env = [("TEST_SECRETS_DB_URL".to_string(), url.clone())]
+        .into_iter()
+        .collect();
+    let stores = ComponentSet::new()
+        .with_environment(env)
+        .load_dir(dir.path())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let r = Resolver::builder()
+        .stores(stores)
+        .environment("development")
+        .build();
+    r.save_secret(
+        "default",
+        "gh",
+        &fields(&[("username", "bot"), ("password", PLANTED)]),
+    )
+    .await
+    .unwrap();
+    let c = r.resolve(&basic_ref("gh")).await.unwrap();
+    assert_eq!(c.as_basic().unwrap().password.expose(), PLANTED);
+    let store = pg_store(&url, &schema, "default", MasterKeyring::new(key()));
+    let v = store.versions("gh").await.unwrap();
+    assert_eq!(v[0].key_id, "k2026-01", "explicit key id recorded");
+    common::drop_schema(&store, &schema).await;
+}

@@ -139,6 +139,11 @@ impl MasterKey {
     /// A key from a file holding base64 or hex text. Warns when the file is readable by
     /// group or others.
     pub fn from_file(path: &Path) -> Result<Self> {
+        Self::from_file_with_id(path, None)
+    }
+
+    /// Like [`MasterKey::from_file`], with an explicit key id when `id` is given.
+    pub fn from_file_with_id(path: &Path, id: Option<&str>) -> Result<Self> {
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
             key_err(format!(
                 "cannot read master key file {}: {e}",
@@ -154,8 +159,13 @@ impl MasterKey {
                 }
             }
         }
-        Self::from_text(&text)
-            .map_err(|e| key_err(format!("master key file {}: {e}", path.display())))
+        let bytes = Self::decode(&text)
+            .map_err(|e| key_err(format!("master key file {}: {e}", path.display())))?;
+        match id {
+            Some(id) => Self::with_id(id, &bytes),
+            None => Self::from_bytes(&bytes),
+        }
+        .map_err(|e| key_err(format!("master key file {}: {e}", path.display())))
     }
 
     /// Generates a random key; returns it with its base64 text (to write to a key file).
