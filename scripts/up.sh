@@ -92,6 +92,8 @@ SELECT format('ALTER ROLE bulwark PASSWORD %L', :'bpw') \gexec
 SELECT 'CREATE DATABASE temporal OWNER temporal' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'temporal') \gexec
 SELECT 'CREATE DATABASE temporal_visibility OWNER temporal' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'temporal_visibility') \gexec
 SELECT 'CREATE DATABASE bulwark OWNER bulwark' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'bulwark') \gexec
+-- Only each database's owner may connect; Postgres grants CONNECT to PUBLIC by default.
+REVOKE ALL ON DATABASE temporal, temporal_visibility, bulwark FROM PUBLIC;
 SQL
 }
 
@@ -102,6 +104,69 @@ bulwark_db() {
   "$BIN/bulwark-init" database --database-url-file "$url" --out "$CREDENTIALS" \
     --token-url "$CONTROL_URL/oauth/token" --namespace "$NAMESPACES" >>"$LOGS/init.log" 2>&1 \
     || { tail -20 "$LOGS/init.log" >&2; die "bulwark-init database failed"; }
+}
+
+# The reference workflows' demo data: a `demo` database readable only by a least-privilege
+# role whose credential lives in the app secret store, and the component files that route
+# credential references to the stores.
+demo_data() {
+  local pw_file; pw_file=$(secret_file demo-reader.password)
+  as_pg psql -h "$PGDIR/run" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
+    -v pw="$(cat "$pw_file")" >>"$LOGS/psql.log" 2>&1 <<'SQL' || { tail -20 "$LOGS/psql.log" >&2; die "provisioning the demo database failed"; }
+SELECT format('CREATE ROLE bulwark_reader LOGIN PASSWORD %L', :'pw') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bulwark_reader') \gexec
+SELECT format('ALTER ROLE bulwark_reader PASSWORD %L NOSUPERUSER NOCREATEDB NOCREATEROLE', :'pw') \gexec
+SELECT 'CREATE DATABASE demo' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'demo') \gexec
+REVOKE ALL ON DATABASE demo FROM PUBLIC;
+GRANT CONNECT ON DATABASE demo TO bulwark_reader;
+\connect demo
+CREATE TABLE IF NOT EXISTS inventory (id serial PRIMARY KEY, item text NOT NULL, quantity integer NOT NULL);
+INSERT INTO inventory (item, quantity) SELECT * FROM (VALUES ('anvil', 3), ('rope', 12), ('lantern', 5)) v WHERE NOT EXISTS (SELECT FROM inventory);
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO bulwark_reader;
+GRANT SELECT ON inventory TO bulwark_reader;
+SQL
+  local app="$CREDENTIALS/app-secrets.json"
+  DEMO_PW_FILE="$pw_file" APP="$app" python3 - <<'PY' || die "writing $CREDENTIALS/app-secrets.json failed"
+import json, os
+path = os.environ["APP"]
+try:
+    doc = json.load(open(path))
+except FileNotFoundError:
+    doc = {}
+doc["demo-db"] = {"username": "bulwark_reader", "password": open(os.environ["DEMO_PW_FILE"]).read().strip()}
+tmp = path + ".tmp"
+fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+with os.fdopen(fd, "w") as f:
+    json.dump(doc, f, indent=2)
+os.replace(tmp, path)
+PY
+  mkdir -p "$STATE/components"
+  cat >"$STATE/components/default.yaml" <<YAML
+# Application credentials for the reference workflows (written by scripts/up.sh).
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: default
+spec:
+  type: secretstores.local.file
+  version: v1
+  metadata:
+    - name: secretsFile
+      value: $CREDENTIALS/app-secrets.json
+YAML
+  cat >"$STATE/components/deployment.yaml" <<YAML
+# The deployment secret store: the services' own OAuth client credentials.
+apiVersion: dapr.io/v1alpha1
+kind: Component
+metadata:
+  name: deployment
+spec:
+  type: secretstores.local.file
+  version: v1
+  metadata:
+    - name: secretsFile
+      value: $CREDENTIALS/deployment-secrets.json
+YAML
 }
 
 # start_service NAME READY_URL CMD... : start a Bulwark service in the background and wait
@@ -209,6 +274,8 @@ BULWARK_CONTROL_URL=$CONTROL_URL
 BULWARK_OPERATOR_CREDENTIALS=$CREDENTIALS/operator-credentials.json
 BULWARK_DEPLOYMENT_SECRETS=$CREDENTIALS/deployment-secrets.json
 BULWARK_LOGS_DIR=$LOGS
+BULWARK_COMPONENTS_DIR=$STATE/components
+BULWARK_APP_SECRETS=$CREDENTIALS/app-secrets.json
 ENV
   mv "$tmp" "$STATE/env"
 }
@@ -216,7 +283,7 @@ ENV
 case $what in
   all)
     start=$SECONDS
-    identity; postgres_up; bulwark_db; schemas; temporal_up; namespaces; control_up; write_env
+    identity; postgres_up; bulwark_db; demo_data; schemas; temporal_up; namespaces; control_up; write_env
     log "up in $((SECONDS - start))s; environment in $STATE/env" ;;
   postgres) postgres_up ;;
   temporal) identity; temporal_up; namespaces ;;

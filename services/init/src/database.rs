@@ -15,6 +15,11 @@ use zeroize::Zeroizing;
 pub const OPERATOR_FILE: &str = "operator-credentials.json";
 /// The deployment secret store (a `secretstores.local.file` JSON document).
 pub const DEPLOYMENT_SECRETS: &str = "deployment-secrets.json";
+/// The application secret store of the native stack, holding the reference workflows'
+/// demo credentials (a `secretstores.local.file` JSON document).
+pub const APP_SECRETS: &str = "app-secrets.json";
+/// The OAuth client whose credentials the HttpCall reference workflow resolves by reference.
+const HTTP_DEMO: &str = "http-demo";
 
 struct Wanted {
     id: &'static str,
@@ -40,6 +45,12 @@ fn wanted(namespaces: &[Namespace]) -> Vec<Wanted> {
             description: "bulwark-worker: polls task queues and completes tasks",
             scopes: temporal.join(" "),
             audience: "temporal",
+        },
+        Wanted {
+            id: HTTP_DEMO,
+            description: "the HttpCall reference workflow's credential (read-only API access)",
+            scopes: "workflows:read".into(),
+            audience: "bulwark-api",
         },
         Wanted {
             id: "operator",
@@ -85,6 +96,13 @@ pub async fn run(
     let operator_path = out.join(OPERATOR_FILE);
     let secrets_path = out.join(DEPLOYMENT_SECRETS);
     let mut secrets = read_json(&secrets_path)?;
+    let app_path = out.join(APP_SECRETS);
+    let mut app: serde_json::Map<String, serde_json::Value> = match std::fs::read(&app_path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .with_context(|| format!("{} is not a JSON object", app_path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Map::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", app_path.display())),
+    };
     let operator = read_json(&operator_path)?;
     let mut operator_new: Option<ClientSecret> = None;
 
@@ -92,6 +110,9 @@ pub async fn run(
         let scopes: ScopeSet = w.scopes.parse().context("built-in scopes")?;
         let have_secret = match w.id {
             "operator" => operator.contains_key("client_secret"),
+            HTTP_DEMO => app
+                .get("demo-oauth")
+                .is_some_and(|v| v.get("client_secret").is_some()),
             id => secrets.contains_key(&format!("{id}_client_secret")),
         };
         let secret = match store
@@ -116,6 +137,11 @@ pub async fn run(
         if let Some(secret) = secret {
             if w.id == "operator" {
                 operator_new = Some(secret);
+            } else if w.id == HTTP_DEMO {
+                app.insert(
+                    "demo-oauth".into(),
+                    serde_json::json!({"client_id": HTTP_DEMO, "client_secret": secret.expose(), "token_url": token_url, "scopes": "workflows:read"}),
+                );
             } else {
                 secrets.insert(format!("{}_client_id", w.id), w.id.to_owned());
                 secrets.insert(
@@ -126,11 +152,18 @@ pub async fn run(
         }
     }
 
-    let mut files = vec![PendingFile {
-        name: DEPLOYMENT_SECRETS.into(),
-        contents: Zeroizing::new(serde_json::to_vec_pretty(&secrets)?),
-        mode: SECRET_MODE,
-    }];
+    let mut files = vec![
+        PendingFile {
+            name: DEPLOYMENT_SECRETS.into(),
+            contents: Zeroizing::new(serde_json::to_vec_pretty(&secrets)?),
+            mode: SECRET_MODE,
+        },
+        PendingFile {
+            name: APP_SECRETS.into(),
+            contents: Zeroizing::new(serde_json::to_vec_pretty(&app)?),
+            mode: SECRET_MODE,
+        },
+    ];
     let operator_doc = match operator_new {
         Some(s) => Some(
             serde_json::json!({"client_id": "operator", "client_secret": s.expose(), "token_url": token_url}),
@@ -151,7 +184,7 @@ pub async fn run(
     }
     write_all(out, &files)?;
     println!(
-        "database migrated; OAuth clients api, worker, operator registered; credentials in {}",
+        "database migrated; OAuth clients api, worker, http-demo, operator registered; credentials in {}",
         out.display()
     );
     Ok(())
