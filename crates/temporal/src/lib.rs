@@ -1,0 +1,47 @@
+//! # bulwark-temporal — talking to Bulwark's secured Temporal
+//!
+//! * [`connect`]: mutual TLS (the identity's client certificate, re-read from disk when it is
+//!   replaced; our CA; the server name) plus a bearer JWT from a [`bulwark_auth::TokenManager`],
+//!   applied to the live connection on every refresh. Failed attempts are retried with jittered
+//!   backoff and reported with the address and cause.
+//! * [`Client`]: the workflow surface `bulwark-api` uses — [`Client::start_workflow`],
+//!   [`Client::describe`], [`Client::result`], [`Client::cancel`], [`Client::list`] — with JSON
+//!   inputs and results; [`Client::sdk_client`] for building an SDK worker.
+//! * [`definitions`]: workflow/activity names, input/output types, input validation and the
+//!   failure types activities report, shared by api and worker.
+//! * [`StoreCredentialSource`]: serves the OAuth client credentials of a service from a
+//!   `bulwark-secrets` store (the deployment secret store).
+//!
+//! ```no_run
+//! # async fn demo(tokens: bulwark_auth::TokenManager) -> Result<(), Box<dyn std::error::Error>> {
+//! use bulwark_temporal::{connect, ConnectOptions, StartWorkflow, workflow};
+//! let opts = ConnectOptions::new("127.0.0.1:7233", "temporal",
+//!     std::path::Path::new("/work/main/certs"), "api", "default", tokens);
+//! let client = connect(opts).await?;
+//! let started = client
+//!     .start_workflow(StartWorkflow::new(workflow::GREETING, serde_json::json!({"name": "Ada"})))
+//!     .await?;
+//! let outcome = client
+//!     .result(&started.workflow_id, Some(&started.run_id), std::time::Duration::from_secs(30))
+//!     .await?;
+//! # let _ = outcome; Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod connect;
+pub mod credentials;
+pub mod definitions;
+
+pub use client::{
+    Client, ClientError, FailureSummary, Poller, PollerKind, StartWorkflow, Started,
+    WorkflowDescription, WorkflowOutcome, WorkflowPage, WorkflowStatus,
+};
+pub use connect::{ConnectError, ConnectOptions, ConnectRetry, Identity, connect};
+pub use credentials::StoreCredentialSource;
+pub use definitions::{
+    DEFAULT_TASK_QUEUE, DatabaseQueryInput, DatabaseQueryOutput, GreetingInput, GreetingOutput,
+    HttpCallInput, HttpCallOutput, InputError, NamedQuery, activity, failure_type,
+    reject_secret_fields, validate_input, workflow,
+};

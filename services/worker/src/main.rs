@@ -1,0 +1,292 @@
+//! bulwark-worker: runs Bulwark's reference workflows on Temporal over mTLS + JWT, resolving
+//! credential references through the configured secret stores at run time.
+#![forbid(unsafe_code)]
+
+mod activities;
+mod failures;
+mod health;
+mod workflows;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use bulwark_auth::TokenManager;
+use bulwark_secrets::{FileStore, Resolver, SecretStore};
+use bulwark_temporal::{ConnectOptions, ConnectRetry, StoreCredentialSource};
+use clap::Parser;
+use temporalio_sdk::runtime::PollerBehavior;
+use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+
+use crate::activities::{Activities, DatabaseTarget};
+use crate::health::{Health, Metrics, PollerCheck};
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Bulwark's Temporal worker")]
+struct Args {
+    /// Temporal frontend address (host:port).
+    #[arg(
+        long,
+        env = "BULWARK_TEMPORAL_ADDRESS",
+        default_value = "127.0.0.1:7233"
+    )]
+    temporal_address: String,
+    /// Name on Temporal's server certificate.
+    #[arg(long, env = "BULWARK_TEMPORAL_SERVER_NAME", default_value = "temporal")]
+    temporal_server_name: String,
+    /// Directory with ca.crt and client-<identity>.crt/.key.
+    #[arg(long, env = "BULWARK_CERTS_DIR", default_value = "certs")]
+    certs_dir: PathBuf,
+    #[arg(long, env = "BULWARK_NAMESPACE", default_value = "default")]
+    namespace: String,
+    #[arg(long, env = "BULWARK_TASK_QUEUE", default_value = bulwark_temporal::DEFAULT_TASK_QUEUE)]
+    task_queue: String,
+    /// Client certificate identity: uses client-<identity>.crt/.key; also the OAuth app name.
+    #[arg(long, env = "BULWARK_WORKER_IDENTITY", default_value = "worker")]
+    identity: String,
+    /// bulwark-control base URL; the token URL is <url>/oauth/token.
+    #[arg(
+        long,
+        env = "BULWARK_CONTROL_URL",
+        default_value = "https://127.0.0.1:8443"
+    )]
+    control_url: String,
+    /// JSON file holding <identity>_client_id / <identity>_client_secret.
+    #[arg(long, env = "BULWARK_DEPLOYMENT_SECRETS")]
+    deployment_secrets: Option<PathBuf>,
+    /// Directory of secret-store component files (stores `default`, `deployment`, ...).
+    #[arg(long, env = "BULWARK_COMPONENTS_DIR")]
+    components_dir: Option<PathBuf>,
+    /// Health/metrics listen address.
+    #[arg(long, env = "BULWARK_WORKER_LISTEN", default_value = "127.0.0.1:9102")]
+    listen: SocketAddr,
+    /// Maximum concurrent activity executions.
+    #[arg(long, env = "BULWARK_WORKER_MAX_ACTIVITIES", default_value_t = 50)]
+    max_concurrent_activities: usize,
+    /// Maximum concurrent workflow tasks.
+    #[arg(long, env = "BULWARK_WORKER_MAX_WORKFLOW_TASKS", default_value_t = 20)]
+    max_concurrent_workflow_tasks: usize,
+    /// Maximum concurrent pollers per task type.
+    #[arg(long, env = "BULWARK_WORKER_MAX_POLLERS", default_value_t = 4)]
+    max_pollers: usize,
+    /// Postgres host for DatabaseQuery.
+    #[arg(long, env = "BULWARK_PG_HOST", default_value = "127.0.0.1")]
+    pg_host: String,
+    #[arg(long, env = "BULWARK_PG_PORT", default_value_t = 15432)]
+    pg_port: u16,
+    /// Databases DatabaseQuery may name (comma separated).
+    #[arg(
+        long,
+        env = "BULWARK_WORKER_DATABASES",
+        default_value = "demo",
+        value_delimiter = ','
+    )]
+    databases: Vec<String>,
+    /// How often pollers are checked for readiness (seconds).
+    #[arg(long, env = "BULWARK_WORKER_READY_INTERVAL", default_value_t = 5)]
+    ready_interval_secs: u64,
+    /// Log format: json or text.
+    #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true);
+    if format.eq_ignore_ascii_case("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(&args.log_format);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    // Secret stores.
+    let builder = match &args.components_dir {
+        Some(dir) => Resolver::from_components_dir(dir)
+            .await
+            .with_context(|| format!("loading secret-store components from {}", dir.display()))?,
+        None => {
+            tracing::warn!(
+                "BULWARK_COMPONENTS_DIR is not set: no secret stores; only Greeting can succeed"
+            );
+            Resolver::builder()
+        }
+    };
+    let resolver = builder.build();
+    let deployment_store: Option<Arc<dyn SecretStore>> = match &args.deployment_secrets {
+        Some(path) => Some(Arc::new(FileStore::new("deployment", path))),
+        None => resolver.store("deployment").cloned(),
+    };
+
+    // Token manager for this worker's own OAuth client.
+    let ca_file = args.certs_dir.join("ca.crt");
+    let token_url = format!("{}/oauth/token", args.control_url.trim_end_matches('/'));
+    let mut tb = TokenManager::builder(token_url, args.identity.clone()).ca_bundle_file(&ca_file);
+    if let Some(store) = deployment_store {
+        tb = tb.secret_store(Arc::new(StoreCredentialSource(store)));
+    }
+    let tokens = tb.build().context("configuring the token manager")?;
+    tokens
+        .start_background_refresh()
+        .context("starting token refresh")?;
+
+    // Health endpoints first, so a worker that cannot connect still answers (503 + reason).
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health {
+        metrics: metrics.clone(),
+        running: AtomicBool::new(false),
+        shutting_down: AtomicBool::new(false),
+        tokens: tokens.clone(),
+        client: Mutex::new(None),
+        pollers: Mutex::new(PollerCheck::default()),
+        task_queue: args.task_queue.clone(),
+        poll_freshness: Duration::from_secs(120),
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding health listener {}", args.listen))?;
+    tracing::info!(listen = %args.listen, "health endpoints listening");
+    let app = health::router(health.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "health server failed");
+        }
+    });
+    tokio::spawn(
+        health
+            .clone()
+            .watch_pollers(Duration::from_secs(args.ready_interval_secs.max(1))),
+    );
+
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    {
+        let shutdown = shutdown.clone();
+        let health = health.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested: stopping polling, finishing in-flight tasks");
+            health.shutting_down.store(true, Ordering::Release);
+            shutdown.notify_one();
+        });
+    }
+
+    let mut opts = ConnectOptions::new(
+        args.temporal_address.clone(),
+        args.temporal_server_name.clone(),
+        &args.certs_dir,
+        &args.identity,
+        args.namespace.clone(),
+        tokens.clone(),
+    );
+    opts.retry = ConnectRetry {
+        max_attempts: None,
+        ..ConnectRetry::default()
+    };
+    let client = tokio::select! {
+        c = bulwark_temporal::connect(opts) => c.context("connecting to Temporal")?,
+        () = shutdown.notified() => {
+            tracing::info!("shut down before connecting");
+            return Ok(());
+        }
+    };
+    *health
+        .client
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(client.clone());
+
+    let acts = Activities::new(
+        resolver,
+        metrics.clone(),
+        DatabaseTarget {
+            host: args.pg_host.clone(),
+            port: args.pg_port,
+            allowed: args.databases.clone(),
+        },
+        ca_file,
+    )?;
+
+    let runtime = Runtime::from_current_tokio(Default::default())
+        .map_err(|e| anyhow::anyhow!("creating the Temporal runtime: {e}"))?;
+    let tuner = TunerHolder::builder()
+        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
+            args.max_concurrent_workflow_tasks.max(2),
+        ))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+            args.max_concurrent_activities.max(1),
+        ))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+            args.max_concurrent_activities.max(1),
+        ))
+        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+        .build();
+    let worker_options = WorkerOptions::new(args.task_queue.clone())
+        .register_workflow::<workflows::Greeting>()?
+        .register_workflow::<workflows::DatabaseQuery>()?
+        .register_workflow::<workflows::HttpCall>()?
+        .register_activities(acts)
+        .tuner(tuner)
+        .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(args.max_pollers.max(2)))
+        .activity_task_poller_behavior(PollerBehavior::SimpleMaximum(args.max_pollers.max(1)))
+        .build();
+    let mut worker = Worker::new(&runtime, client.sdk_client().clone(), worker_options)
+        .map_err(|e| anyhow::anyhow!("creating the worker: {e}"))?;
+    let stop = worker.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown.notified().await;
+        stop();
+    });
+
+    tracing::info!(
+        task_queue = %args.task_queue,
+        namespace = %args.namespace,
+        identity = %client.identity(),
+        "worker polling"
+    );
+    health.running.store(true, Ordering::Release);
+    let result = worker.run().await;
+    health.running.store(false, Ordering::Release);
+    match result {
+        Ok(()) => {
+            tracing::info!("worker stopped");
+            Ok(())
+        }
+        Err(e) => Err(anyhow::anyhow!("worker failed: {e}")),
+    }
+}
