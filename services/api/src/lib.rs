@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod temporal_backend;
 pub mod validate;
 
 use std::{

@@ -1,1 +1,130 @@
-fn main() {}
+//! bulwark-api: configuration and wiring; the HTTP surface is in the library.
+#![forbid(unsafe_code)]
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use bulwark_api::{AppState, Metrics, app, auth::Verifier, temporal_backend::TemporalBackend};
+use bulwark_auth::TokenManager;
+use bulwark_secrets::FileStore;
+use bulwark_temporal::{ConnectOptions, StoreCredentialSource, connect};
+use bulwark_tls::{PemFiles, Reloading, server_config};
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bulwark-api",
+    version,
+    about = "Bulwark public API: start and track workflows"
+)]
+struct Config {
+    #[arg(long, env = "BULWARK_API_LISTEN", default_value = "127.0.0.1:8444")]
+    listen: SocketAddr,
+    #[arg(long, env = "BULWARK_CERTS_DIR", default_value = "certs")]
+    certs_dir: PathBuf,
+    #[arg(
+        long,
+        env = "BULWARK_TEMPORAL_ADDRESS",
+        default_value = "127.0.0.1:7233"
+    )]
+    temporal_address: String,
+    #[arg(long, env = "BULWARK_TEMPORAL_SERVER_NAME", default_value = "temporal")]
+    temporal_server_name: String,
+    #[arg(long, env = "BULWARK_NAMESPACE", default_value = "default")]
+    namespace: String,
+    /// bulwark-control's base URL; tokens come from `<url>/oauth/token`.
+    #[arg(
+        long,
+        env = "BULWARK_CONTROL_URL",
+        default_value = "https://127.0.0.1:8443"
+    )]
+    control_url: String,
+    /// The deployment secret store (JSON) holding `api_client_id` / `api_client_secret`.
+    #[arg(long, env = "BULWARK_DEPLOYMENT_SECRETS")]
+    deployment_secrets: PathBuf,
+    /// Longest a result request may wait.
+    #[arg(long, env = "BULWARK_API_MAX_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
+    max_wait: Duration,
+    #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cfg = Config::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BULWARK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
+    if cfg.log_format == "json" {
+        fmt.json().init()
+    } else {
+        fmt.init()
+    }
+
+    let store = Arc::new(StoreCredentialSource(Arc::new(FileStore::new(
+        "deployment",
+        &cfg.deployment_secrets,
+    ))));
+    let tokens = TokenManager::builder(
+        format!("{}/oauth/token", cfg.control_url.trim_end_matches('/')),
+        "api",
+    )
+    .ca_bundle_file(cfg.certs_dir.join("ca.crt"))
+    .secret_store(store)
+    .build()
+    .context("configuring the token manager")?;
+    tokens
+        .start_background_refresh()
+        .context("starting token refresh")?;
+    let options = ConnectOptions::new(
+        &cfg.temporal_address,
+        &cfg.temporal_server_name,
+        &cfg.certs_dir,
+        "api",
+        &cfg.namespace,
+        tokens,
+    );
+    let client = connect(options).await.context("connecting to Temporal")?;
+
+    let cert = Reloading::new(PemFiles::new(
+        cfg.certs_dir.join("api-server.crt"),
+        cfg.certs_dir.join("api-server.key"),
+    ))?;
+    cert.spawn_watcher(Duration::from_secs(10));
+    let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(server_config(
+        cert.clone(),
+        None,
+    )?));
+    let state = AppState {
+        backend: Arc::new(TemporalBackend { client }),
+        verifier: Arc::new(Verifier::new(
+            cfg.certs_dir.join("jwks.json"),
+            "bulwark-api",
+        )),
+        metrics: Arc::new(Metrics::default()),
+        max_wait: cfg.max_wait,
+    };
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        } else {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down");
+        shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    tracing::info!(listen = %cfg.listen, fingerprint = %cert.fingerprint(), "bulwark-api serving HTTPS");
+    axum_server::bind_rustls(cfg.listen, tls)
+        .handle(handle)
+        .serve(app(state).into_make_service())
+        .await
+        .context("serving")?;
+    Ok(())
+}
