@@ -1,0 +1,23 @@
+#!/bin/sh
+# Temporal setup job (temporalio/admin-tools image): waits until the frontend serves over
+# mTLS, then creates the namespaces Bulwark's tokens grant (idempotent). Uses the admin client
+# certificate and the static system token from the certs volume (read-only).
+set -eu
+C=${BULWARK_CERTS_DIR:-/certs}
+set -- --address "${BULWARK_TEMPORAL_ADDRESS:-temporal:7233}" --tls-server-name "${BULWARK_TEMPORAL_SERVER_NAME:-temporal}" \
+  --tls-ca-path "$C/ca.crt" --tls-cert-path "$C/client-admin.crt" --tls-key-path "$C/client-admin.key"
+i=0
+until temporal operator cluster health "$@" 2>/dev/null | grep -q SERVING; do
+  i=$((i + 1)); [ "$i" -lt "${BULWARK_WAIT_SECONDS:-180}" ] || { echo "temporal-setup: frontend not serving" >&2; exit 1; }
+  sleep 1
+done
+echo "temporal-setup: frontend serving"
+token=$(cat "$C/system-token.jwt")
+for ns in $(echo "${BULWARK_NAMESPACES:-default}" | tr ',' ' '); do
+  if temporal operator namespace describe --namespace "$ns" "$@" --api-key "$token" >/dev/null 2>&1; then
+    echo "temporal-setup: namespace $ns exists"
+  else
+    temporal operator namespace create --namespace "$ns" --retention "${BULWARK_NAMESPACE_RETENTION:-72h}" "$@" --api-key "$token"
+    echo "temporal-setup: created namespace $ns"
+  fi
+done

@@ -1,0 +1,106 @@
+#!/bin/sh
+# bulwark-bootstrap: the compose stack's one-shot setup, in two phases run by two services of
+# the bulwark-init image.
+#
+#   bulwark-bootstrap generate   before Postgres: identity material (bulwark-init generate +
+#                                verify) and, when absent, random database passwords.
+#                                Runs as root only to hand each secret file to its reader;
+#                                bulwark-init itself runs as the unprivileged bulwark user.
+#   bulwark-bootstrap database   after Postgres is healthy: the Bulwark database URL file,
+#                                migrations and OAuth clients (bulwark-init database), and the
+#                                demo credential for the reference workflows.
+#
+# Secret files (BULWARK_SECRETS_DIR, default /secrets; any of them may instead be provided,
+# e.g. as a Docker secret, through the matching *_FILE variable):
+#   postgres-superuser.password  owner postgres (999), 0600
+#   temporal-db.password         owner bulwark, group postgres, 0640
+#   bulwark-db.password          owner bulwark, group postgres, 0640
+#   demo-reader.password         owner bulwark, group postgres, 0640
+#   bulwark-db.url               owner bulwark, 0600 (written by the database phase)
+# No secret value is ever printed.
+set -eu
+
+CERTS=${BULWARK_CERTS_DIR:-/certs}
+SECRETS=${BULWARK_SECRETS_DIR:-/secrets}
+CREDENTIALS=${BULWARK_CREDENTIALS_DIR:-/credentials}
+BULWARK_UID=${BULWARK_UID:-10001}
+POSTGRES_UID=${BULWARK_POSTGRES_UID:-999}
+
+log() { printf 'bulwark-bootstrap: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+as_bulwark() {
+  if [ "$(id -u)" = 0 ]; then
+    setpriv --reuid="$BULWARK_UID" --regid="$BULWARK_UID" --clear-groups --no-new-privs -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# secret NAME OWNER GROUP MODE: create $SECRETS/NAME with 24 random bytes (hex) unless present.
+secret() {
+  f="$SECRETS/$1"
+  if [ ! -s "$f" ]; then
+    (umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$f.tmp" && mv "$f.tmp" "$f")
+    log "generated $f"
+  fi
+  chown "$2:$3" "$f" && chmod "$4" "$f"
+}
+
+# read_secret VAR NAME: the value of ${VAR}_FILE if set, else $SECRETS/NAME.
+read_secret() {
+  eval "path=\${$1_FILE:-}"
+  [ -n "$path" ] || path="$SECRETS/$2"
+  [ -s "$path" ] || die "missing secret $path"
+  tr -d '\n' <"$path"
+}
+
+generate() {
+  [ "$(id -u)" = 0 ] || die "the generate phase runs as root (compose: user \"0:0\") to hand secret files to their readers"
+  install -d -o "$BULWARK_UID" -g "$BULWARK_UID" -m 0700 "$CERTS"
+  log "bulwark-init generate --out $CERTS"
+  as_bulwark bulwark-init generate --out "$CERTS"
+  as_bulwark bulwark-init verify --dir "$CERTS" >/dev/null || {
+    as_bulwark bulwark-init verify --dir "$CERTS" >&2 || true
+    die "certificates in $CERTS are not valid"
+  }
+  # Traversable, not listable; each file carries its own owner and mode.
+  install -d -o 0 -g "$POSTGRES_UID" -m 0711 "$SECRETS"
+  [ -n "${POSTGRES_PASSWORD_FILE:-}" ] || secret postgres-superuser.password "$POSTGRES_UID" "$POSTGRES_UID" 0600
+  [ -n "${BULWARK_TEMPORAL_DB_PASSWORD_FILE:-}" ] || secret temporal-db.password "$BULWARK_UID" "$POSTGRES_UID" 0640
+  [ -n "${BULWARK_DB_PASSWORD_FILE:-}" ] || secret bulwark-db.password "$BULWARK_UID" "$POSTGRES_UID" 0640
+  [ -n "${BULWARK_DEMO_READER_PASSWORD_FILE:-}" ] || secret demo-reader.password "$BULWARK_UID" "$POSTGRES_UID" 0640
+  # The database phase (unprivileged) writes the URL file here.
+  [ -e "$SECRETS/bulwark-db.url" ] || install -o "$BULWARK_UID" -g "$BULWARK_UID" -m 0600 /dev/null "$SECRETS/bulwark-db.url"
+  chown "$BULWARK_UID:$BULWARK_UID" "$SECRETS/bulwark-db.url"; chmod 0600 "$SECRETS/bulwark-db.url"
+  log "identity material and secrets ready"
+}
+
+database() {
+  host=${BULWARK_PG_HOST:-postgres} port=${BULWARK_PG_PORT:-5432}
+  url=${BULWARK_DATABASE_URL_FILE:-$SECRETS/bulwark-db.url}
+  pw=$(read_secret BULWARK_DB_PASSWORD bulwark-db.password)
+  # Rewritten in place: the file was created (owned by bulwark, 0600) by the generate phase.
+  (umask 077; printf 'postgres://bulwark:%s@%s:%s/bulwark\n' "$pw" "$host" "$port" >"$url")
+  unset pw
+  install -d -m 0700 "$CREDENTIALS"
+  # The reference workflows' credential (read-only role on the demo database, created by the
+  # Postgres init script) in the app secret store the worker's component files point to.
+  # Written once, before bulwark-init, which adds its own entries (http-demo) and keeps ours.
+  if [ ! -s "$CREDENTIALS/app-secrets.json" ]; then
+    demo=$(read_secret BULWARK_DEMO_READER_PASSWORD demo-reader.password)
+    (umask 077; printf '{\n  "demo-db": {"username": "bulwark_reader", "password": "%s"}\n}\n' "$demo" >"$CREDENTIALS/app-secrets.json.tmp")
+    mv "$CREDENTIALS/app-secrets.json.tmp" "$CREDENTIALS/app-secrets.json"
+    unset demo
+  fi
+  log "bulwark-init database (migrations, OAuth clients)"
+  # The token URL as the services (and the HttpCall workflow's credential) reach control.
+  bulwark-init database --database-url-file "$url" --out "$CREDENTIALS" \
+    --token-url "${BULWARK_TOKEN_URL:-https://bulwark-control:8443/oauth/token}"
+  log "database ready"
+}
+
+case ${1:-} in
+  generate) generate ;;
+  database) database ;;
+  *) die "usage: bulwark-bootstrap generate|database" ;;
+esac

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Assert the promises of docker-compose.prod.yml on its rendered form
+(`docker compose -f docker-compose.yml -f docker-compose.prod.yml --profile ui config --format json`).
+
+Usage: prod_assert.py RENDERED.json docker-compose.prod.yml
+Prints one summary line; exits 1 naming every broken promise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+ONE_SHOTS = {"bulwark-init", "bulwark-init-db", "temporal-schema", "temporal-setup"}
+PUBLISHED_OK = {"bulwark-api", "bulwark-control"}
+# Images whose own USER is unprivileged (ours: 10001); others must set `user:` themselves.
+OWN_IMAGES_NON_ROOT = ("/init:", "/control:", "/api:", "/worker:")
+SECRETISH = re.compile(r"(PASSWORD|SECRET|TOKEN|PRIVATE|_KEY)$", re.I)
+
+
+def main() -> int:
+    cfg = json.load(open(sys.argv[1]))
+    raw = open(sys.argv[2]).read()
+    services = cfg["services"]
+    problems: list[str] = []
+
+    for name, s in services.items():
+        ports = s.get("ports") or []
+        if ports and name not in PUBLISHED_OK:
+            problems.append(f"{name} publishes {[p.get('published') for p in ports]}")
+        for p in ports:
+            if name == "postgres" or str(p.get("target")) in {"5432", "7234", "7235", "7236", "7239", "6933", "6934", "6935", "6936", "6939"}:
+                problems.append(f"{name} publishes database/internode port {p.get('target')}")
+        if not s.get("read_only"):
+            problems.append(f"{name} root filesystem is writable")
+        if "no-new-privileges:true" not in (s.get("security_opt") or []):
+            problems.append(f"{name} lacks no-new-privileges")
+        if "ALL" not in (s.get("cap_drop") or []):
+            problems.append(f"{name} does not drop all capabilities")
+        user = str(s.get("user", ""))
+        image = s.get("image", "")
+        if user in ("0", "0:0", "root"):
+            # Allowed only for the one-shot that hands out secret files, and only without a network.
+            if not (name == "bulwark-init" and s.get("network_mode") == "none"):
+                problems.append(f"{name} runs as root")
+        elif not user and not any(t in image for t in OWN_IMAGES_NON_ROOT) and name != "postgres":
+            problems.append(f"{name} has no non-root user")
+        for k, v in (s.get("environment") or {}).items():
+            if SECRETISH.search(k) and not k.endswith("_FILE") and not str(v).startswith("/"):
+                problems.append(f"{name} env {k} looks like a secret value")
+            if v and re.fullmatch(r"[0-9a-f]{32,}", str(v)):
+                problems.append(f"{name} env {k} holds a secret-looking value")
+        if name not in ONE_SHOTS:
+            if s.get("restart") not in ("unless-stopped", "always", "on-failure"):
+                problems.append(f"{name} has no restart policy")
+            limits = ((s.get("deploy") or {}).get("resources") or {}).get("limits") or {}
+            if not (limits.get("memory") and limits.get("cpus")):
+                problems.append(f"{name} has no cpu/memory limits")
+        log = s.get("logging") or {}
+        if not (log.get("options") or {}).get("max-size"):
+            problems.append(f"{name} has no log rotation")
+
+    pg = services["postgres"]
+    if not pg.get("secrets") or not pg["environment"].get("POSTGRES_PASSWORD_FILE", "").startswith("/run/secrets/"):
+        problems.append("postgres does not take its password from a Docker secret")
+    for name in ("temporal", "temporal-schema"):
+        if not any(x.get("source") == "temporal-db-password" for x in services[name].get("secrets") or []):
+            problems.append(f"{name} does not receive the temporal-db-password secret")
+    if any(x.get("source") == "postgres-superuser-password" for n, s in services.items() if n != "postgres" for x in s.get("secrets") or []):
+        problems.append("the superuser password is granted beyond postgres")
+    nets = cfg.get("networks") or {}
+    for n in ("data", "control"):
+        if not (nets.get(n) or {}).get("internal"):
+            problems.append(f"network {n} is not internal")
+    if set((services["postgres"].get("networks") or {}).keys()) != {"data"}:
+        problems.append(f"postgres is on {sorted((services['postgres'].get('networks') or {}).keys())}, want only data")
+    if "public" in (services["temporal"].get("networks") or {}):
+        problems.append("temporal is on the public network")
+    ui = services.get("temporal-ui")
+    if ui and ("ui" not in (ui.get("profiles") or []) or ui.get("ports")):
+        problems.append("temporal-ui is enabled by default or published")
+    if re.search(r"(?i)password\s*[:=]\s*['\"]?[A-Za-z0-9]{8,}", raw):
+        problems.append("docker-compose.prod.yml contains a literal password")
+
+    if problems:
+        print("; ".join(problems))
+        return 1
+    print(f"{len(services)} services: only api/control published, no db/internode port, read-only, "
+          "non-root, cap-dropped, secrets as files, internal data/control networks, limits, restart, log rotation, UI off")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
