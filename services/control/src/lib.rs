@@ -2,6 +2,7 @@
 //! JWKS and RFC 8414 metadata, health, readiness and metrics. Logic lives in `bulwark-oauth`.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod metrics;
 
 use std::{

@@ -45,6 +45,8 @@ struct Config {
     reload_interval: Duration,
     #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    #[command(flatten)]
+    admin: bulwark_control::admin::config::AdminArgs,
 }
 
 #[tokio::main]
@@ -59,8 +61,10 @@ async fn main() -> anyhow::Result<()> {
         fmt.init()
     }
 
-    let url = std::fs::read_to_string(&cfg.database_url_file)
-        .with_context(|| format!("reading {}", cfg.database_url_file.display()))?;
+    let url = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&cfg.database_url_file)
+            .with_context(|| format!("reading {}", cfg.database_url_file.display()))?,
+    );
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
@@ -73,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     )?);
     let ttl = time::Duration::try_from(cfg.token_ttl).context("token TTL")?;
     let issuer = TokenIssuer::new(
-        ClientStore::new(pool),
+        ClientStore::new(pool.clone()),
         key,
         IssuerSettings {
             issuer: cfg.issuer.clone(),
@@ -93,11 +97,24 @@ async fn main() -> anyhow::Result<()> {
         cert.clone(),
         None,
     )?));
+    let admin = if cfg.admin.admin_disabled {
+        tracing::info!("admin page disabled");
+        None
+    } else {
+        Some(admin_state(&cfg, pool.clone(), ttl).await?)
+    };
     let state = AppState {
         issuer: Arc::new(issuer),
         certs_dir: cfg.certs_dir.clone(),
         base_url: cfg.url.trim_end_matches('/').to_owned(),
         metrics: Arc::new(Metrics::default()),
+    };
+    let router = match &admin {
+        Some(a) => {
+            bulwark_control::admin::spawn_background(a);
+            app(state).merge(bulwark_control::admin::router(a.clone()))
+        }
+        None => app(state),
     };
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();
@@ -120,8 +137,69 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(listen = %cfg.listen, fingerprint = %cert.fingerprint(), "bulwark-control serving HTTPS");
     axum_server::bind_rustls(cfg.listen, tls)
         .handle(handle)
-        .serve(app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .serve(router.into_make_service_with_connect_info::<SocketAddr>())
         .await
         .context("serving")?;
     Ok(())
+}
+
+/// The admin page's state: configuration, the bootstrap account, the optional secret store.
+async fn admin_state(
+    cfg: &Config,
+    pool: sqlx::PgPool,
+    ttl: time::Duration,
+) -> anyhow::Result<bulwark_control::admin::AdminState> {
+    use bulwark_control::admin::{Admin, auth, jobs};
+    let admin_cfg = cfg
+        .admin
+        .clone()
+        .into_config(cfg.certs_dir.clone(), &cfg.issuer, ttl)?;
+    let secrets = match &cfg.admin.secret_store_master_key_file {
+        Some(path) => {
+            let key = bulwark_secrets::store::MasterKey::from_file(path)
+                .with_context(|| format!("secret store master key {}", path.display()))?;
+            let ns = cfg.admin.secret_store_namespace.clone();
+            let store = bulwark_secrets::store::PostgresStore::from_pool(
+                ns.clone(),
+                ns.clone(),
+                pool.clone(),
+                bulwark_secrets::store::MasterKeyring::new(key),
+            );
+            Some((store, ns))
+        }
+        None => None,
+    };
+    let admin = Admin::new(admin_cfg, pool, secrets)?;
+    // The initial password: BULWARK_ADMIN_PASSWORD, else the file init wrote. Only used
+    // while the account does not exist; never logged.
+    let password = match std::env::var("BULWARK_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => Some(zeroize::Zeroizing::new(p)),
+        _ => match &cfg.admin.admin_password_file {
+            Some(path) => Some(zeroize::Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            )),
+            None => None,
+        },
+    };
+    match password {
+        Some(p) => {
+            if auth::ensure_admin(&admin.pool, &cfg.admin.admin_user, &p).await? {
+                tracing::info!(user = %cfg.admin.admin_user, "admin account created");
+            }
+        }
+        None => tracing::warn!(
+            "no BULWARK_ADMIN_PASSWORD_FILE: the admin account is not bootstrapped (existing accounts still work)"
+        ),
+    }
+    let n = jobs::fail_interrupted(&admin.pool).await?;
+    if n > 0 {
+        tracing::warn!(
+            jobs = n,
+            "rotation jobs interrupted by the last shutdown were marked failed"
+        );
+    }
+    Ok(admin)
 }

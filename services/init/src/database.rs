@@ -18,6 +18,9 @@ pub const DEPLOYMENT_SECRETS: &str = "deployment-secrets.json";
 /// The application secret store of the native stack, holding the reference workflows'
 /// demo credentials (a `secretstores.local.file` JSON document).
 pub const APP_SECRETS: &str = "app-secrets.json";
+/// The initial password of bulwark-control's admin account (read by control at start-up,
+/// which stores only its argon2id hash).
+pub const ADMIN_PASSWORD: &str = "admin-password";
 /// The OAuth client whose credentials the HttpCall reference workflow resolves by reference.
 const HTTP_DEMO: &str = "http-demo";
 
@@ -181,6 +184,20 @@ pub async fn run(
             contents: Zeroizing::new(serde_json::to_vec_pretty(&doc)?),
             mode: SECRET_MODE,
         });
+    }
+    // The admin page's initial password: BULWARK_ADMIN_PASSWORD, else generated once.
+    // An existing file is kept, so re-running init never changes it.
+    if !out.join(ADMIN_PASSWORD).exists() {
+        let password = match std::env::var("BULWARK_ADMIN_PASSWORD") {
+            Ok(p) if !p.is_empty() => Zeroizing::new(p),
+            _ => Zeroizing::new(ClientSecret::generate()?.expose().to_owned()),
+        };
+        files.push(PendingFile {
+            name: ADMIN_PASSWORD.into(),
+            contents: Zeroizing::new(password.as_bytes().to_vec()),
+            mode: SECRET_MODE,
+        });
+        tracing::info!(file = %out.join(ADMIN_PASSWORD).display(), "admin password written");
     }
     write_all(out, &files)?;
     println!(

@@ -1,0 +1,295 @@
+//! The operator's admin web page: login, inventory, rotations, audit log.
+//!
+//! Server-rendered (askama) and usable without JavaScript. Every state-changing request is a
+//! POST carrying a CSRF token; every page is sent with a strict CSP and `no-store`.
+//! Rotations call `bulwark-pki` for the material and add what the page needs on top: staged
+//! JWT key rotation, CA bundle overlap, propagation checks, the audit log.
+
+pub mod actions;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod inventory;
+pub mod jobs;
+pub mod probe;
+pub mod renew;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request},
+    http::{HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use bulwark_oauth::ClientStore;
+use bulwark_secrets::store::PostgresStore;
+use sqlx::PgPool;
+
+/// Where the Temporal frontend is, for propagation checks.
+#[derive(Debug, Clone)]
+pub struct TemporalTarget {
+    /// `host:port` of the frontend.
+    pub address: String,
+    /// Name the frontend certificate is verified against (SNI).
+    pub server_name: String,
+    /// Namespace a probe token asks to describe.
+    pub namespace: String,
+}
+
+/// Everything the admin page is told at start-up.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub certs_dir: PathBuf,
+    /// The same settings `bulwark-init generate` was run with.
+    pub pki: bulwark_pki::Settings,
+    pub session_idle: Duration,
+    pub session_absolute: Duration,
+    /// Failed logins in a row after which an account is locked.
+    pub lockout_threshold: u32,
+    pub lockout_duration: Duration,
+    /// Failed logins one address may make per `address_window`.
+    pub address_limit: u32,
+    pub address_window: Duration,
+    /// How long Temporal takes to pick up a new JWKS (its refresh interval plus margin).
+    pub jwks_propagation: Duration,
+    /// How long to wait for a rotated server certificate to show on a fresh handshake.
+    pub cert_propagation_timeout: Duration,
+    /// How often the propagation check retries.
+    pub poll_interval: Duration,
+    /// Grace window for a rotated OAuth client secret.
+    pub oauth_grace: time::Duration,
+    /// Lifetime of access tokens from the token endpoint (a retired key must outlive them).
+    pub access_token_ttl: time::Duration,
+    pub temporal: Option<TemporalTarget>,
+    /// Automatic renewal check interval; `None` disables it.
+    pub renew_interval: Option<Duration>,
+    /// A `secretstores.local.file` JSON document holding `<client>_client_secret` entries
+    /// (the deployment secret store). When set, a rotated OAuth secret is also written there
+    /// so the services that read it pick it up within the grace window.
+    pub deployment_secrets: Option<PathBuf>,
+}
+
+impl AdminConfig {
+    /// Defaults suitable for production, for `certs_dir` and `pki`.
+    pub fn new(certs_dir: PathBuf, pki: bulwark_pki::Settings) -> Self {
+        AdminConfig {
+            certs_dir,
+            pki,
+            session_idle: Duration::from_secs(30 * 60),
+            session_absolute: Duration::from_secs(12 * 3600),
+            lockout_threshold: 5,
+            lockout_duration: Duration::from_secs(15 * 60),
+            address_limit: 20,
+            address_window: Duration::from_secs(15 * 60),
+            jwks_propagation: Duration::from_secs(35),
+            cert_propagation_timeout: Duration::from_secs(150),
+            poll_interval: Duration::from_secs(2),
+            oauth_grace: time::Duration::hours(24),
+            access_token_ttl: time::Duration::minutes(15),
+            temporal: None,
+            renew_interval: Some(Duration::from_secs(3600)),
+            deployment_secrets: None,
+        }
+    }
+}
+
+/// Shared state of the admin handlers.
+#[derive(Debug)]
+pub struct Admin {
+    pub cfg: AdminConfig,
+    pub pool: PgPool,
+    pub clients: ClientStore,
+    /// The encrypted Postgres secret store, when one is configured.
+    pub secrets: Option<PostgresStore>,
+    /// The partition (`store` column) of the secret table that `secrets` uses.
+    pub secrets_namespace: String,
+    pub(crate) throttle: auth::Throttle,
+    pub(crate) login_key: ring::hmac::Key,
+    /// Serialises every change to the certs directory.
+    pub(crate) pki_lock: tokio::sync::Mutex<()>,
+}
+
+impl Admin {
+    pub fn new(
+        cfg: AdminConfig,
+        pool: PgPool,
+        secrets: Option<(PostgresStore, String)>,
+    ) -> Result<Arc<Self>, AdminError> {
+        let rng = ring::rand::SystemRandom::new();
+        let login_key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
+            .map_err(|_| AdminError::Internal("random source failed".into()))?;
+        Ok(Arc::new(Admin {
+            clients: ClientStore::new(pool.clone()),
+            cfg,
+            pool,
+            secrets_namespace: secrets.as_ref().map(|s| s.1.clone()).unwrap_or_default(),
+            secrets: secrets.map(|s| s.0),
+            throttle: auth::Throttle::default(),
+            login_key,
+            pki_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+}
+
+pub type AdminState = Arc<Admin>;
+
+/// Errors of admin handlers. The page shows only the public message; details go to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("the form has expired or did not come from this page; reload and try again")]
+    Csrf,
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("too many failed logins; try again later")]
+    Throttled,
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<askama::Error> for AdminError {
+    fn from(e: askama::Error) -> Self {
+        AdminError::Internal(format!("template: {e}"))
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self {
+            AdminError::Csrf => (StatusCode::FORBIDDEN, self.to_string()),
+            AdminError::NotFound => (StatusCode::NOT_FOUND, self.to_string()),
+            AdminError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            AdminError::Throttled => (StatusCode::TOO_MANY_REQUESTS, self.to_string()),
+            AdminError::Database(e) => {
+                tracing::error!(error = %e, "admin: database error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; see the control log".to_owned(),
+                )
+            }
+            AdminError::Internal(e) => {
+                tracing::error!(error = %e, "admin: internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; see the control log".to_owned(),
+                )
+            }
+        };
+        let page = ErrorPage {
+            status: status.as_u16(),
+            message,
+        };
+        let body = askama::Template::render(&page).unwrap_or_else(|_| "error\n".to_owned());
+        (status, Html(body)).into_response()
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    status: u16,
+    message: String,
+}
+
+/// Render a template into an HTML response.
+pub(crate) fn render<T: askama::Template>(t: &T) -> Result<Response, AdminError> {
+    Ok(Html(t.render()?).into_response())
+}
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
+
+async fn admin_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+static STYLE: &str = include_str!("../../static/admin.css");
+static SCRIPT: &str = include_str!("../../static/admin.js");
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        STYLE,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+/// The admin routes, with their own headers and body limit. Needs `ConnectInfo<SocketAddr>`.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/admin", get(|| async { Redirect::to("/admin/") }))
+        .route("/admin/", get(inventory::dashboard))
+        .route("/admin/login", get(auth::login_form).post(auth::login))
+        .route("/admin/logout", post(auth::logout))
+        .route("/admin/audit", get(audit::page))
+        .route("/admin/jobs/{id}", get(jobs::page))
+        .route("/admin/confirm", get(actions::confirm))
+        .route("/admin/rotate/cert", post(actions::rotate_cert))
+        .route("/admin/rotate/tokens", post(actions::rotate_tokens))
+        .route("/admin/rotate/jwt", post(actions::rotate_jwt))
+        .route("/admin/rotate/oauth", post(actions::rotate_oauth))
+        .route("/admin/rotate/credential", post(actions::rotate_credential))
+        .route("/admin/rotate/ca", post(actions::rotate_ca))
+        .route("/admin/rotate/ca/finish", post(actions::finish_ca))
+        .route("/admin/static/admin.css", get(style))
+        .route("/admin/static/admin.js", get(script))
+        .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(middleware::from_fn(admin_headers))
+        .with_state(state)
+}
+
+/// Start the automatic renewal task (if configured). Call once per process.
+pub fn spawn_background(state: &AdminState) {
+    renew::spawn(state.clone());
+}
