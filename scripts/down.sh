@@ -27,9 +27,11 @@ stop_postgres() {
 }
 
 case $what in
-  all) stop_pid bulwark-control; stop_pid temporal; stop_postgres ;;
+  all) stop_pid bulwark-worker; stop_pid bulwark-api; stop_pid bulwark-control; stop_pid temporal; stop_postgres ;;
   temporal) stop_pid temporal ;;
   control) stop_pid bulwark-control ;;
+  api) stop_pid bulwark-api ;;
+  worker) stop_pid bulwark-worker ;;
   postgres) stop_postgres ;;
-  *) die "usage: $0 [all|temporal|postgres|control]" ;;
+  *) die "usage: $0 [all|temporal|postgres|control|api|worker]" ;;
 esac

@@ -44,6 +44,9 @@ run tests/stack/up_failures.sh
 step "auth conformance suite"
 run "$VENV/bin/python" tests/conformance/conformance.py --env "$STATE/env"
 
+step "workflows end to end through bulwark-api"
+run "$VENV/bin/python" tests/workflows/workflows.py --env "$STATE/env"
+
 step "result"
 if ((status == 0)); then echo "ALL TESTS PASSED"; else echo "SOME TESTS FAILED"; fi
 exit $status

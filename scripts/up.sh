@@ -18,6 +18,9 @@ FRONTEND_PORT=${BULWARK_TEMPORAL_FRONTEND_PORT:-7233}
 CONTROL_PORT=${BULWARK_CONTROL_PORT:-8443}
 CONTROL_URL="https://127.0.0.1:$CONTROL_PORT"
 CREDENTIALS="$STATE/credentials"
+API_PORT=${BULWARK_API_PORT:-8444}
+API_URL="https://127.0.0.1:$API_PORT"
+WORKER_HEALTH=${BULWARK_WORKER_LISTEN:-127.0.0.1:9102}
 NAMESPACES=${BULWARK_NAMESPACES:-default}
 CERTS=${BULWARK_CERTS_DIR:-$ROOT/certs}
 [[ $CERTS = /* ]] || CERTS="$ROOT/$CERTS"
@@ -38,7 +41,7 @@ TEMPORAL_CLI="$VENV/bin/temporal"
 BIN=${BULWARK_BIN_DIR:-}
 if [[ -z $BIN ]]; then
   log "building bulwark binaries"
-  (cd "$ROOT" && cargo build -q -p bulwark-init -p bulwark-control) || die "cargo build failed"
+  (cd "$ROOT" && cargo build -q -p bulwark-init -p bulwark-control -p bulwark-api -p bulwark-worker) || die "cargo build failed"
   BIN="$ROOT/target/debug"
 fi
 
@@ -192,6 +195,21 @@ control_up() {
     start_service bulwark-control "$CONTROL_URL/readyz" "$BIN/bulwark-control"
 }
 
+api_up() {
+  BULWARK_CERTS_DIR="$CERTS" BULWARK_TEMPORAL_ADDRESS="127.0.0.1:$FRONTEND_PORT" BULWARK_TEMPORAL_SERVER_NAME=temporal \
+  BULWARK_CONTROL_URL="$CONTROL_URL" BULWARK_DEPLOYMENT_SECRETS="$CREDENTIALS/deployment-secrets.json" \
+  BULWARK_API_LISTEN="127.0.0.1:$API_PORT" BULWARK_LOG_FORMAT=json \
+    start_service bulwark-api "$API_URL/readyz" "$BIN/bulwark-api"
+}
+
+worker_up() {
+  BULWARK_CERTS_DIR="$CERTS" BULWARK_TEMPORAL_ADDRESS="127.0.0.1:$FRONTEND_PORT" BULWARK_TEMPORAL_SERVER_NAME=temporal \
+  BULWARK_CONTROL_URL="$CONTROL_URL" BULWARK_DEPLOYMENT_SECRETS="$CREDENTIALS/deployment-secrets.json" \
+  BULWARK_COMPONENTS_DIR="$STATE/components" BULWARK_PG_PORT="$PG_PORT" BULWARK_WORKER_LISTEN="$WORKER_HEALTH" \
+  BULWARK_LOG_FORMAT=json \
+    start_service bulwark-worker "http://$WORKER_HEALTH/readyz" "$BIN/bulwark-worker"
+}
+
 schemas() {
   log "setting up / upgrading Temporal schemas"
   export SQL_PLUGIN=postgres12 SQL_HOST=127.0.0.1 SQL_PORT=$PG_PORT SQL_USER=temporal
@@ -276,6 +294,8 @@ BULWARK_DEPLOYMENT_SECRETS=$CREDENTIALS/deployment-secrets.json
 BULWARK_LOGS_DIR=$LOGS
 BULWARK_COMPONENTS_DIR=$STATE/components
 BULWARK_APP_SECRETS=$CREDENTIALS/app-secrets.json
+BULWARK_API_URL=$API_URL
+BULWARK_WORKER_HEALTH_URL=http://$WORKER_HEALTH
 ENV
   mv "$tmp" "$STATE/env"
 }
@@ -283,10 +303,12 @@ ENV
 case $what in
   all)
     start=$SECONDS
-    identity; postgres_up; bulwark_db; demo_data; schemas; temporal_up; namespaces; control_up; write_env
+    identity; postgres_up; bulwark_db; demo_data; schemas; temporal_up; namespaces; control_up; api_up; worker_up; write_env
     log "up in $((SECONDS - start))s; environment in $STATE/env" ;;
   postgres) postgres_up ;;
   temporal) identity; temporal_up; namespaces ;;
   control) control_up ;;
-  *) die "usage: $0 [all|postgres|temporal|control]" ;;
+  api) api_up ;;
+  worker) worker_up ;;
+  *) die "usage: $0 [all|postgres|temporal|control|api|worker]" ;;
 esac
