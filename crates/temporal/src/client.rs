@@ -579,7 +579,6 @@ impl Client {
         let req = DescribeWorkflowExecutionRequest {
             namespace: self.namespace.clone(),
             execution: execution(workflow_id, run_id),
-            ..Default::default()
         };
         let resp = self
             .svc()
