@@ -64,7 +64,8 @@ start_api() {
   # the way the Docker daemon would: every few seconds for each container of the project.
   (
     while sleep 3; do
-      for id in $(podman ps -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" 2>/dev/null); do
+      podman ps --format '{{.ID}} {{index .Labels "com.docker.compose.project"}}' 2>/dev/null | while read -r id project; do
+        [[ $project == "$COMPOSE_PROJECT_NAME" || $project == "$COMPOSE_PROJECT_NAME-prod" ]] || continue
         podman healthcheck run "$id" >/dev/null 2>&1 || true
       done
     done
@@ -283,5 +284,60 @@ prod_render() {
   "$PY" "$HERE/prod_assert.py" "$OUT/prod.json" "$ROOT/docker-compose.prod.yml"
 }
 check "docker-compose.prod.yml renders and keeps its promises" prod_render
+
+# --- the production overlay, running -----------------------------------------------------------
+prod_run() {
+  local P=("$COMPOSE_BIN" --project-directory "$ROOT" -f "$ROOT/docker-compose.yml" -f "$ROOT/docker-compose.prod.yml" -p "${COMPOSE_PROJECT_NAME}-prod")
+  local sd="$OUT/prod-secrets" t0=$SECONDS
+  rm -rf "$sd"; mkdir -p "$sd"
+  for n in postgres-superuser temporal-db bulwark-db demo-reader; do (umask 077; openssl rand -hex 24 >"$sd/$n.password"); done
+  chown 999:999 "$sd/postgres-superuser.password"; chmod 0400 "$sd/postgres-superuser.password"
+  chown 10001:999 "$sd"/{temporal-db,bulwark-db,demo-reader}.password; chmod 0440 "$sd"/{temporal-db,bulwark-db,demo-reader}.password
+  export BULWARK_SECRETS_DIR=$sd BULWARK_WORKER_REPLICAS=2
+  compose down -v >/dev/null 2>&1 || true   # the dev stack's host ports
+  if ! "${P[@]}" up -d --no-build >"$OUT/prod-up.log" 2>&1; then
+    tail -15 "$OUT/prod-up.log"; "${P[@]}" down -v >/dev/null 2>&1; return 1
+  fi
+  local ok=1 s id
+  for s in bulwark-control bulwark-api bulwark-worker; do
+    COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME}-prod" wait_healthy_p "$s" 240 "${P[@]}" || { ok=0; echo "$s not healthy"; "${P[@]}" logs --no-color --tail 10 "$s"; }
+  done
+  local published; published=$(for id in $("${P[@]}" ps -q); do podman port "$id" | sed 's/.*-> //'; done | sort -u | tr '\n' ' ')
+  local creds; creds=$(podman volume inspect --format '{{.Mountpoint}}' "${COMPOSE_PROJECT_NAME}-prod_credentials")
+  local certs; certs=$(podman volume inspect --format '{{.Mountpoint}}' "${COMPOSE_PROJECT_NAME}-prod_certs")
+  local env_leak; env_leak=$(for id in $("${P[@]}" ps -a -q); do podman inspect --format '{{json .Config.Env}}' "$id"; done | grep -cF "$(cat "$sd/temporal-db.password")" || true)
+  local workers; workers=$("${P[@]}" ps -q bulwark-worker | wc -l)
+  # An operator token from control, then an authenticated API call, both over the published ports.
+  local op tok code
+  op=$(cat "$creds/operator-credentials.json")
+  tok=$(curl -fsS --cacert "$certs/ca.crt" -u "$("$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["client_id"]+":"+d["client_secret"])' "$op")" \
+    -d grant_type=client_credentials "https://127.0.0.1:$BULWARK_CONTROL_HOST_PORT/oauth/token" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])') || tok=''
+  code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$certs/ca.crt" -H "Authorization: Bearer $tok" "https://127.0.0.1:$BULWARK_API_HOST_PORT/api/v1/workflows")
+  "${P[@]}" down -v >/dev/null 2>&1
+  rm -rf "$sd"; unset BULWARK_SECRETS_DIR BULWARK_WORKER_REPLICAS
+  [[ $published == *":$BULWARK_CONTROL_HOST_PORT"*":$BULWARK_API_HOST_PORT"* || $published == *":$BULWARK_API_HOST_PORT"*":$BULWARK_CONTROL_HOST_PORT"* ]] || { ok=0; echo "published: $published"; }
+  [[ $(wc -w <<<"$published") -eq 2 ]] || { ok=0; echo "unexpected published ports: $published"; }
+  [[ $env_leak == 0 ]] || { ok=0; echo "a password in container env"; }
+  [[ $workers == 2 ]] || { ok=0; echo "$workers workers"; }
+  [[ $code == 200 ]] || { ok=0; echo "API with an operator token from control: HTTP $code"; }
+  ((ok)) && echo "healthy in $((SECONDS - t0))s; published only: $published; 2 workers; passwords only as Docker secrets; operator token -> API 200"
+  ((ok))
+}
+wait_healthy_p() { # wait_healthy_p SERVICE SECONDS COMPOSE...: wait_healthy for another project
+  local s=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs)) id st all
+  while :; do
+    all=1
+    for id in $("$@" ps -q "$s"); do
+      podman healthcheck run "$id" >/dev/null 2>&1 || true
+      st=$(podman inspect --format '{{.State.Health.Status}}' "$id"); [[ $st == healthy ]] || all=0
+    done
+    [[ -n $("$@" ps -q "$s") ]] || all=0
+    ((all)) && return 0
+    ((SECONDS < deadline)) || return 1
+    sleep 2
+  done
+}
+check "the production overlay runs: networks, Docker secrets, limits, only api/control published" prod_run
 
 finish
