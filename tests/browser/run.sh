@@ -72,8 +72,8 @@ certutil -A -d "sql:$TMP/home/.pki/nssdb" -t "C,," -n "bulwark-test-ca" -i "$TMP
 [[ -d $HERE/node_modules/playwright-core ]] || (cd "$HERE" && npm install --no-audit --no-fund --silent) \
   || die "npm install playwright-core failed"
 
-BASE_URL="$URL" ADMIN_PASSWORD_FILE="$TMP/credentials/admin-password" BROWSER_HOME="$TMP/home" \
 status=0
+BASE_URL="$URL" ADMIN_PASSWORD_FILE="$TMP/credentials/admin-password" BROWSER_HOME="$TMP/home" \
 OUT_DIR="$OUT" CERTS_DIR="$TMP/certs" node "$HERE/admin.test.mjs" || status=$?
 # The admin password must not appear in the server log.
 if grep -qF "$(cat "$TMP/credentials/admin-password")" "$OUT/control.log"; then
