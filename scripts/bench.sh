@@ -8,6 +8,7 @@ set -a; source "$STATE/env"; set +a
 export BULWARK_TEST_DATABASE_URL="postgres://postgres:$(cat "$BULWARK_PG_SUPERUSER_PASSWORD_FILE")@127.0.0.1:$BULWARK_PG_PORT/postgres"
 cargo bench -q -p bulwark-pki --bench generate
 cargo bench -q -p bulwark-control --bench token_throughput
+cargo bench -q -p bulwark-api --bench start_throughput
 for extra in bulwark-auth bulwark-secrets; do
   if cargo metadata --no-deps --format-version 1 | grep -q "\"name\":\"$extra\""; then cargo bench -q -p "$extra"; fi
 done
