@@ -1,0 +1,62 @@
+//! The admin page's propagation probes against the running native stack (read-only: it
+//! connects to Temporal and signs throw-away probe tokens; nothing is changed). Skipped when
+//! no stack is described by `.bulwark/env` (or BULWARK_STACK_ENV).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use bulwark_control::admin::{TemporalTarget, probe};
+use bulwark_pki::{Settings, jwt::SigningKey};
+
+fn stack() -> Option<(TemporalTarget, PathBuf)> {
+    let path = std::env::var("BULWARK_STACK_ENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.bulwark/env"));
+    let text = std::fs::read_to_string(&path).ok()?;
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(str::to_owned)
+    };
+    let certs = PathBuf::from(get("BULWARK_CERTS_DIR")?);
+    let target = TemporalTarget {
+        address: get("BULWARK_TEMPORAL_ADDRESS")?,
+        server_name: get("BULWARK_TEMPORAL_SERVER_NAME").unwrap_or_else(|| "temporal".into()),
+        namespace: get("BULWARK_NAMESPACES")
+            .and_then(|n| n.split(',').next().map(str::to_owned))
+            .unwrap_or_else(|| "default".into()),
+    };
+    // Only when Temporal is actually up.
+    std::net::TcpStream::connect(&target.address).ok()?;
+    Some((target, certs))
+}
+
+#[tokio::test]
+async fn probes_see_the_live_server_certificate_and_temporal_judges_tokens() {
+    let Some((target, certs)) = stack() else {
+        eprintln!("skipped: no running stack");
+        return;
+    };
+    // A fresh handshake shows what the manifest says Temporal serves (or its predecessor
+    // while Temporal's refresh interval has not yet passed).
+    let fp = probe::server_fingerprint(&target, &certs).await.unwrap();
+    assert_eq!(fp.len(), 64);
+
+    let settings = Settings::default();
+    let claims = probe::probe_claims(&settings, &target.namespace);
+    let key = SigningKey::from_pem(
+        &std::fs::read_to_string(certs.join("temporal-jwt-private.key")).unwrap(),
+    )
+    .unwrap();
+    let good = key.sign(&claims).unwrap();
+    assert!(
+        probe::token_accepted(&target, &certs, &good).await.unwrap(),
+        "Temporal refused a token signed by the published key"
+    );
+    let stranger = SigningKey::generate(settings.jwt_algorithm).unwrap();
+    let bad = stranger.sign(&claims).unwrap();
+    assert!(
+        !probe::token_accepted(&target, &certs, &bad).await.unwrap(),
+        "Temporal accepted a token signed by an unpublished key"
+    );
+}
