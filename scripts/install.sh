@@ -10,6 +10,8 @@ need_apt=()
 have protoc  || need_apt+=(protobuf-compiler)
 have openssl || need_apt+=(openssl)
 have psql    || need_apt+=(postgresql-client)
+[[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
+have certutil || need_apt+=(libnss3-tools)
 if ((${#need_apt[@]})); then
   log "installing Debian packages: ${need_apt[*]}"
   apt-get update -qq
@@ -49,3 +51,11 @@ if [[ ! -f $VENV/.complete ]]; then
 fi
 "$VENV/bin/temporal" --version | grep -q "version $TEMPORAL_CLI_VERSION" \
   || die "Temporal CLI in $VENV is not $TEMPORAL_CLI_VERSION"
+
+# The admin page's browser test drives Debian's Chromium with playwright-core (no browser
+# download: the package lock pins playwright-core only).
+if [[ ! -d $ROOT/tests/browser/node_modules/playwright-core ]]; then
+  have npm || die "npm is required for the browser test (tests/browser)"
+  log "installing tests/browser dependencies (npm ci)"
+  (cd "$ROOT/tests/browser" && npm ci --silent --no-audit --no-fund) || die "npm ci in tests/browser failed"
+fi

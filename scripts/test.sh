@@ -44,6 +44,9 @@ run tests/stack/up_failures.sh
 step "auth conformance suite"
 run "$VENV/bin/python" tests/conformance/conformance.py --env "$STATE/env"
 
+step "admin page in a real browser (Chromium)"
+run tests/browser/run.sh
+
 step "workflows end to end through bulwark-api"
 run "$VENV/bin/python" tests/workflows/workflows.py --env "$STATE/env"
 
