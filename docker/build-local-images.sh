@@ -160,17 +160,24 @@ standins() {
 bulwark() {
   local target t0 rev
   rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  local args=(--layers -f "$ROOT/docker/Dockerfile"
+  local args=(--layers -f "$WORK/ctx/bulwark/docker/Dockerfile"
     --build-arg "RUST_IMAGE=$LOCAL_RUST_IMAGE" --build-arg "RUNTIME_IMAGE=$LOCAL_DEBIAN_IMAGE"
     --build-arg "VERSION=$BULWARK_VERSION" --build-arg "REVISION=$rev")
   if [[ -s $HOST_CA ]]; then
     args+=(-v "$HOST_CA:/run/bulwark-build-ca.crt:ro" --build-arg CARGO_HTTP_CAINFO=/run/bulwark-build-ca.crt)
   fi
+  # One snapshot of the build context for all four targets, so a commit landing mid-build
+  # cannot make the targets disagree (or rebuild the workspace once per target).
+  local ctx="$WORK/ctx/bulwark"
+  rm -rf "$ctx"; mkdir -p "$ctx/docker"
+  cp -a "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" "$ROOT/.dockerignore" "$ROOT/crates" "$ROOT/services" "$ROOT/migrations" "$ctx/"
+  cp -a "$ROOT/docker/Dockerfile" "$ROOT/docker/skeleton.sh" "$ROOT/docker/init" "$ctx/docker/"
+  find "$ctx" -name target -prune -exec rm -rf {} +
   for target in init control api worker; do
     log "building $BULWARK_IMAGE_REPO/$target:$BULWARK_VERSION (docker/Dockerfile --target $target)"
     t0=$SECONDS
     nice -n "${BULWARK_BUILD_NICE:-0}" podman build "${args[@]}" --target "$target" \
-      -t "$BULWARK_IMAGE_REPO/$target:$BULWARK_VERSION" "$ROOT" >"$WORK/logs/bulwark-$target.log" 2>&1 \
+      -t "$BULWARK_IMAGE_REPO/$target:$BULWARK_VERSION" "$ctx" >"$WORK/logs/bulwark-$target.log" 2>&1 \
       || { tail -40 "$WORK/logs/bulwark-$target.log" >&2; die "building $target failed (log: $WORK/logs/bulwark-$target.log)"; }
     log "built    $BULWARK_IMAGE_REPO/$target:$BULWARK_VERSION in $((SECONDS - t0))s"
   done
