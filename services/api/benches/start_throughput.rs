@@ -22,7 +22,9 @@ const QUEUE: &str = "bench-start-only";
 
 fn env() -> Option<HashMap<String, String>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let path = std::env::var("BULWARK_ENV_FILE").map(PathBuf::from).unwrap_or(root.join(".bulwark/env"));
+    let path = std::env::var("BULWARK_ENV_FILE")
+        .map(PathBuf::from)
+        .unwrap_or(root.join(".bulwark/env"));
     let text = std::fs::read_to_string(path).ok()?;
     Some(
         text.lines()
@@ -69,7 +71,13 @@ where
 fn rss_kib(pid_file: &std::path::Path) -> Option<u64> {
     let pid = std::fs::read_to_string(pid_file).ok()?;
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).ok()?;
-    status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn main() {
@@ -77,7 +85,10 @@ fn main() {
         println!("start_throughput: skipped (no .bulwark/env; run scripts/up.sh)");
         return;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let certs = PathBuf::from(&env["BULWARK_CERTS_DIR"]);
         let control = env["BULWARK_CONTROL_URL"].clone();
