@@ -50,6 +50,9 @@ URL="https://localhost:$PORT"
   --token-url "$URL/oauth/token" >>"$TMP/init.log" 2>&1 || { cat "$TMP/init.log"; die "init database failed"; }
 [[ $(stat -c %a "$TMP/credentials/admin-password") == 600 ]] || die "admin-password is not 0600"
 
+# This control instance has its own certs: it must not probe the running stack's Temporal
+# (whose certificate would never match) even when the stack's env is exported.
+env -u BULWARK_TEMPORAL_ADDRESS -u BULWARK_TEMPORAL_SERVER_NAME -u BULWARK_NAMESPACES \
 BULWARK_CERTS_DIR="$TMP/certs" BULWARK_DATABASE_URL_FILE="$TMP/db.url" \
 BULWARK_CONTROL_LISTEN="127.0.0.1:$PORT" BULWARK_CONTROL_URL="$URL" \
 BULWARK_ADMIN_PASSWORD_FILE="$TMP/credentials/admin-password" \
