@@ -4,7 +4,7 @@
 
 use std::{
     path::PathBuf,
-    sync::RwLock,
+    sync::{Arc, RwLock},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -25,7 +25,8 @@ pub enum Denied {
 
 #[derive(Debug)]
 struct Cached {
-    jwks: Jwks,
+    // Shared, so the per-request read is a reference-count bump rather than a deep copy.
+    jwks: Arc<Jwks>,
     modified: Option<SystemTime>,
     checked: Instant,
 }
@@ -46,14 +47,14 @@ impl Verifier {
             path: jwks_path,
             audience: audience.into(),
             cache: RwLock::new(Cached {
-                jwks: Jwks::default(),
+                jwks: Arc::new(Jwks::default()),
                 modified: None,
                 checked: Instant::now() - RECHECK * 2,
             }),
         }
     }
 
-    fn jwks(&self) -> Jwks {
+    fn jwks(&self) -> Arc<Jwks> {
         if let Ok(c) = self.cache.read() {
             if c.checked.elapsed() < RECHECK {
                 return c.jwks.clone();
@@ -73,7 +74,7 @@ impl Verifier {
                 .and_then(|b| serde_json::from_slice::<Jwks>(&b).map_err(|e| e.to_string()))
             {
                 Ok(j) => {
-                    c.jwks = j;
+                    c.jwks = Arc::new(j);
                     c.modified = modified;
                 }
                 Err(e) => {
