@@ -6,6 +6,10 @@ cd "$ROOT"
 [[ -f $STATE/env ]] || die "start the stack first: scripts/up.sh"
 set -a; source "$STATE/env"; set +a
 export BULWARK_TEST_DATABASE_URL="postgres://postgres:$(cat "$BULWARK_PG_SUPERUSER_PASSWORD_FILE")@127.0.0.1:$BULWARK_PG_PORT/postgres"
+# Measure the services as they would run in production: optimised builds.
+cargo build -q --release -p bulwark-api -p bulwark-worker
+BULWARK_BIN_DIR="$ROOT/target/release" "$ROOT/scripts/restart.sh" api
+BULWARK_BIN_DIR="$ROOT/target/release" "$ROOT/scripts/restart.sh" worker
 cargo bench -q -p bulwark-pki --bench generate
 cargo bench -q -p bulwark-control --bench token_throughput
 cargo bench -q -p bulwark-api --bench start_throughput
