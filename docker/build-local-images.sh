@@ -160,7 +160,8 @@ standins() {
 bulwark() {
   local target t0 rev
   rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  local args=(--layers -f "$WORK/ctx/bulwark/docker/Dockerfile"
+  # docker format: the OCI image format has no HEALTHCHECK, and buildah would drop it.
+  local args=(--layers --format docker -f "$WORK/ctx/bulwark/docker/Dockerfile"
     --build-arg "RUST_IMAGE=$LOCAL_RUST_IMAGE" --build-arg "RUNTIME_IMAGE=$LOCAL_DEBIAN_IMAGE"
     --build-arg "VERSION=$BULWARK_VERSION" --build-arg "REVISION=$rev")
   if [[ -s $HOST_CA ]]; then

@@ -51,7 +51,7 @@ prereqs() {
 }
 
 # --- podman's Docker API socket and a stand-in for the daemon's health-check scheduler -------
-api_pid='' health_pid='' log_pid=''
+api_pid='' health_pid='' events_pid='' log_pid=''
 start_api() {
   mkdir -p "$(dirname "$SOCK")"
   if ! curl -fsS --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
@@ -71,7 +71,18 @@ start_api() {
     done
   ) &
   health_pid=$!
-  step "podman API on $SOCK (health-check driver pid $health_pid)"
+  # Docker reports "starting" from the moment a container with a health check starts; podman
+  # without systemd reports an empty status until the first check, which compose rejects. So
+  # run the first check as soon as a container of ours starts.
+  (
+    podman events --filter type=container --filter event=start --format '{{.ID}}' 2>/dev/null | while read -r id; do
+      project=$(podman inspect --format '{{index .Config.Labels "com.docker.compose.project"}}' "$id" 2>/dev/null || true)
+      [[ $project == "$COMPOSE_PROJECT_NAME" || $project == "$COMPOSE_PROJECT_NAME-prod" ]] || continue
+      podman healthcheck run "$id" >/dev/null 2>&1 &
+    done
+  ) &
+  events_pid=$!
+  step "podman API on $SOCK (health-check drivers: pids $health_pid $events_pid)"
 }
 
 teardown() {
@@ -84,6 +95,7 @@ teardown() {
     step "BULWARK_COMPOSE_KEEP set: stack left running (project $COMPOSE_PROJECT_NAME, DOCKER_HOST=$DOCKER_HOST)"
   fi
   [[ -n $health_pid ]] && kill "$health_pid" 2>/dev/null
+  if [[ -n $events_pid ]]; then pkill -P "$events_pid" 2>/dev/null; kill "$events_pid" 2>/dev/null; fi
   if [[ -n $api_pid && -z ${BULWARK_COMPOSE_KEEP:-} ]]; then kill "$api_pid" 2>/dev/null; wait "$api_pid" 2>/dev/null || true; fi
   exit "$rc"
 }
@@ -260,8 +272,20 @@ run_suite conformance tests/conformance/conformance.py
 
 # --- scaling and warm restart ----------------------------------------------------------------
 scale_workers() {
-  # The test override publishes one worker's health port; scale without it.
-  "$COMPOSE_BIN" --project-directory "$ROOT" -f "$ROOT/docker-compose.yml" up -d --no-build --no-recreate --scale bulwark-worker=2 bulwark-worker >"$OUT/scale.log" 2>&1 \
+  # The test override publishes one worker's health port; scale without it (keeping the
+  # override's network and Temporal address).
+  cat >"$OUT/scale.yml" <<YAML
+services:
+  bulwark-worker:
+    environment:
+      BULWARK_TEMPORAL_ADDRESS: \${BULWARK_TEST_TEMPORAL_IP:-172.31.77.10}:7233
+networks:
+  default:
+    ipam:
+      config:
+        - subnet: \${BULWARK_TEST_SUBNET:-172.31.77.0/24}
+YAML
+  "$COMPOSE_BIN" --project-directory "$ROOT" -f "$ROOT/docker-compose.yml" -f "$OUT/scale.yml" up -d --no-build --no-recreate --scale bulwark-worker=2 bulwark-worker >"$OUT/scale.log" 2>&1 \
     || { tail -5 "$OUT/scale.log"; return 1; }
   wait_healthy bulwark-worker 180 || { echo "not all workers healthy"; return 1; }
   echo "$(compose ps -q bulwark-worker | wc -l) workers healthy"
