@@ -174,6 +174,7 @@ BULWARK_DEPLOYMENT_SECRETS=$CREDS/deployment-secrets.json
 BULWARK_APP_SECRETS=$CREDS/app-secrets.json
 BULWARK_LOGS_DIR=$OUT/logs
 BULWARK_API_URL=https://127.0.0.1:$BULWARK_API_HOST_PORT
+BULWARK_API_URL_FOR_WORKER=https://bulwark-api:8444
 BULWARK_WORKER_HEALTH_URL=http://127.0.0.1:${BULWARK_TEST_WORKER_HEALTH_PORT:-19102}
 ENV
 step "stack description for the suites: $ENV_FILE"
@@ -272,19 +273,9 @@ run_suite conformance tests/conformance/conformance.py
 
 # --- scaling and warm restart ----------------------------------------------------------------
 scale_workers() {
-  # The test override publishes one worker's health port; scale without it (keeping the
-  # override's network and Temporal address).
-  cat >"$OUT/scale.yml" <<YAML
-services:
-  bulwark-worker:
-    environment:
-      BULWARK_TEMPORAL_ADDRESS: \${BULWARK_TEST_TEMPORAL_IP:-172.31.77.10}:7233
-networks:
-  default:
-    ipam:
-      config:
-        - subnet: \${BULWARK_TEST_SUBNET:-172.31.77.0/24}
-YAML
+  # The test override publishes one worker's health port, which two replicas cannot share,
+  # so scale with the plain compose file.
+  printf 'services: {}\n' >"$OUT/scale.yml"
   "$COMPOSE_BIN" --project-directory "$ROOT" -f "$ROOT/docker-compose.yml" -f "$OUT/scale.yml" up -d --no-build --no-recreate --scale bulwark-worker=2 bulwark-worker >"$OUT/scale.log" 2>&1 \
     || { tail -5 "$OUT/scale.log"; return 1; }
   wait_healthy bulwark-worker 180 || { echo "not all workers healthy"; return 1; }

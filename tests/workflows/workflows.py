@@ -106,7 +106,9 @@ async def main() -> int:
         return f"result {json.dumps(out['result'])[:120]}"
 
     async def http_call():
-        out = start_and_wait({"workflow_type": "HttpCall", "input": {"url": f"{api}/api/v1/workflows?limit=1"},
+        # The URL the worker calls, as the worker sees the API (in compose, a service name).
+        target = env.get("BULWARK_API_URL_FOR_WORKER", api).rstrip("/")
+        out = start_and_wait({"workflow_type": "HttpCall", "input": {"url": f"{target}/api/v1/workflows?limit=1"},
                               "credentials": [{"name": "demo-oauth", "credential_type": "oauth_client"}]})
         assert out["status"] == "completed", out
         assert out["result"].get("status") == 200, out

@@ -271,6 +271,10 @@ pub async fn connect(options: ConnectOptions) -> Result<Client, ConnectError> {
                 .api_key(token.expose_secret().to_owned())
                 .connect_timeout(options.connect_timeout)
                 .client_name("bulwark")
+                // The SDK enables DNS load balancing for host names, and refuses a client
+                // certificate resolver with it; the resolver is what makes certificate
+                // rotation work without a restart, so it wins.
+                .dns_load_balancing(None)
                 .build();
             Connection::connect(conn_opts)
                 .await
