@@ -110,7 +110,7 @@ pub fn generate(
     let signing = run.jwt_key();
     let tokens = signing
         .as_ref()
-        .map(|(key, renewed, jwks)| run.tokens(key, *renewed, jwks))
+        .map(|(key, renewed, _)| run.tokens(key, *renewed))
         .unwrap_or_default();
     if run.errors.is_empty() {
         run.cli_config(&tokens);
@@ -123,7 +123,7 @@ pub fn generate(
         });
     }
 
-    let retired = signing.map(|(_, _, jwks)| jwks.1).unwrap_or_default();
+    let retired = signing.map(|(_, _, retired)| retired).unwrap_or_default();
     let manifest = Manifest {
         version: 1,
         items: run.entries,
@@ -455,9 +455,9 @@ impl Run<'_> {
     }
 
     /// The JWT signing key, its public key and the JWKS (current key plus retired keys that
-    /// may still have live tokens). Returns the key, whether it is new, and (jwks, retired).
+    /// may still have live tokens). Returns the key, whether it is new, and the retired keys to record.
     #[allow(clippy::type_complexity)]
-    fn jwt_key(&mut self) -> Option<(SigningKey, bool, (Jwks, Vec<RetiredKey>))> {
+    fn jwt_key(&mut self) -> Option<(SigningKey, bool, Vec<RetiredKey>)> {
         let id = layout::JWT_KEY_ID;
         let (priv_file, pub_file) = (layout::JWT_PRIVATE, layout::JWT_PUBLIC);
         let priv_path = self.path(priv_file);
@@ -598,15 +598,10 @@ impl Run<'_> {
         entry.not_before = Some(not_before);
         entry.not_after = Some(not_before + self.settings.jwt_key_lifetime);
         self.entries.push(entry);
-        Some((key, renewed, (jwks, retired)))
+        Some((key, renewed, retired))
     }
 
-    fn tokens(
-        &mut self,
-        key: &SigningKey,
-        key_renewed: bool,
-        _jwks: &(Jwks, Vec<RetiredKey>),
-    ) -> Vec<(Scope, String)> {
+    fn tokens(&mut self, key: &SigningKey, key_renewed: bool) -> Vec<(Scope, String)> {
         let current_only = Jwks {
             keys: vec![key.jwk().clone()],
         };

@@ -98,7 +98,6 @@ fn main() {
             .secret_store(store)
             .build()
             .unwrap();
-        tokens.start_background_refresh().unwrap();
         let client = Arc::new(
             connect(ConnectOptions::new(&env["BULWARK_TEMPORAL_ADDRESS"], &env["BULWARK_TEMPORAL_SERVER_NAME"], &certs, "api", "default", tokens))
                 .await

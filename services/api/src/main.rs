@@ -73,9 +73,7 @@ async fn main() -> anyhow::Result<()> {
     .secret_store(store)
     .build()
     .context("configuring the token manager")?;
-    tokens
-        .start_background_refresh()
-        .context("starting token refresh")?;
+    // `connect` starts the token manager's background refresh and hooks it to the connection.
     let options = ConnectOptions::new(
         &cfg.temporal_address,
         &cfg.temporal_server_name,
