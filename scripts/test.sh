@@ -7,10 +7,19 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 status=0
 step() { printf '\n=== %s\n' "$*"; }
+# Incremental artifacts only pay off across edits; a one-shot run would keep gigabytes of them.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+disk_report() {
+  local target=${CARGO_TARGET_DIR:-$ROOT/target}
+  printf 'disk: %s free on %s; target dir %s\n' \
+    "$(df -h --output=avail "$ROOT" | tail -1 | tr -d ' ')" "$ROOT" \
+    "$(du -sh "$target" 2>/dev/null | cut -f1 || echo 0)"
+}
 run() { "$@" || { echo "--- FAILED: $*"; status=1; }; }
 
 step "install"
 scripts/install.sh
+disk_report
 
 step "cargo fmt --check"
 run cargo fmt --all -- --check
@@ -51,5 +60,6 @@ step "workflows end to end through bulwark-api"
 run "$VENV/bin/python" tests/workflows/workflows.py --env "$STATE/env"
 
 step "result"
+disk_report
 if ((status == 0)); then echo "ALL TESTS PASSED"; else echo "SOME TESTS FAILED"; fi
 exit $status
