@@ -27,13 +27,22 @@ if [[ ! -x $TEMPORAL_BIN_DIR/server || ! -x $TEMPORAL_BIN_DIR/sql ]]; then
   log "building Temporal server $TEMPORAL_SERVER_VERSION and temporal-sql-tool (go install; first run only)"
   start=$(date +%s)
   mkdir -p "$TEMPORAL_BIN_DIR.tmp"
-  GOTOOLCHAIN=$TEMPORAL_GO_TOOLCHAIN GOBIN="$TEMPORAL_BIN_DIR.tmp" \
-    go install "go.temporal.io/server/cmd/server@$TEMPORAL_SERVER_VERSION" \
+  # Private module and build caches, removed afterwards: they grow to several GB that nothing
+  # reuses once the binaries exist, and a CI machine ran out of disk with them.
+  gotmp="$CACHE/go-build.tmp"
+  drop_gotmp() { [[ -d $gotmp ]] && chmod -R u+w "$gotmp" && rm -rf "$gotmp"; }
+  drop_gotmp || true
+  trap 'drop_gotmp || true' EXIT
+  gobuild() {
+    GOTOOLCHAIN=$TEMPORAL_GO_TOOLCHAIN GOBIN="$TEMPORAL_BIN_DIR.tmp" \
+    GOCACHE="$gotmp/cache" GOMODCACHE="$gotmp/mod" go install "$1@$TEMPORAL_SERVER_VERSION"
+  }
+  gobuild go.temporal.io/server/cmd/server \
     || die "go install go.temporal.io/server/cmd/server@$TEMPORAL_SERVER_VERSION failed (check the pin in scripts/versions.env)"
-  GOTOOLCHAIN=$TEMPORAL_GO_TOOLCHAIN GOBIN="$TEMPORAL_BIN_DIR.tmp" \
-    go install "go.temporal.io/server/cmd/tools/sql@$TEMPORAL_SERVER_VERSION" \
+  gobuild go.temporal.io/server/cmd/tools/sql \
     || die "go install temporal-sql-tool@$TEMPORAL_SERVER_VERSION failed"
   rm -rf "$TEMPORAL_BIN_DIR" && mv "$TEMPORAL_BIN_DIR.tmp" "$TEMPORAL_BIN_DIR"
+  drop_gotmp
   log "Temporal built in $(( $(date +%s) - start ))s"
 fi
 

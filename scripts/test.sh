@@ -59,6 +59,11 @@ run tests/browser/run.sh
 step "workflows end to end through bulwark-api"
 run "$VENV/bin/python" tests/workflows/workflows.py --env "$STATE/env"
 
+if [[ ${BULWARK_TEST_COMPOSE:-0} == 1 ]]; then
+  step "docker compose files under podman (BULWARK_TEST_COMPOSE=1)"
+  run tests/compose/run.sh
+fi
+
 step "result"
 disk_report
 if ((status == 0)); then echo "ALL TESTS PASSED"; else echo "SOME TESTS FAILED"; fi

@@ -13,11 +13,14 @@
 # Secret files (BULWARK_SECRETS_DIR, default /secrets; any of them may instead be provided,
 # e.g. as a Docker secret, through the matching *_FILE variable):
 #   postgres-superuser.password  owner postgres (999), 0600
-#   temporal-db.password         owner bulwark, group postgres, 0640
+#   temporal-db.password         owner temporal, group postgres, 0640
 #   bulwark-db.password          owner bulwark, group postgres, 0640
 #   demo-reader.password         owner bulwark, group postgres, 0640
 #   bulwark-db.url               owner bulwark, 0600 (written by the database phase)
-# No secret value is ever printed.
+# Identity material and credentials are owned by bulwark; each private file its consumer
+# needs is granted to that consumer's group (0640), in a directory others may traverse but
+# not list (0711). bulwark-init and bulwark-control keep these grants when they replace a
+# file. No secret value is ever printed.
 set -eu
 
 CERTS=${BULWARK_CERTS_DIR:-/certs}
@@ -25,12 +28,20 @@ SECRETS=${BULWARK_SECRETS_DIR:-/secrets}
 CREDENTIALS=${BULWARK_CREDENTIALS_DIR:-/credentials}
 BULWARK_UID=${BULWARK_UID:-10001}
 POSTGRES_UID=${BULWARK_POSTGRES_UID:-999}
+# Consumers (uid = gid), as docker-compose.yml runs them.
+TEMPORAL_ID=${BULWARK_TEMPORAL_UID:-10010}
+API_ID=${BULWARK_API_UID:-10011}
+WORKER_ID=${BULWARK_WORKER_UID:-10012}
+UI_ID=${BULWARK_UI_UID:-10013}
+ADMIN_ID=${BULWARK_ADMIN_UID:-10014}
 
 log() { printf 'bulwark-bootstrap: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 as_bulwark() {
   if [ "$(id -u)" = 0 ]; then
-    setpriv --reuid="$BULWARK_UID" --regid="$BULWARK_UID" --clear-groups --no-new-privs -- "$@"
+    # Member of every consumer group, so that replacing a granted file can keep its group.
+    setpriv --reuid="$BULWARK_UID" --regid="$BULWARK_UID" --no-new-privs \
+      --groups="$TEMPORAL_ID,$API_ID,$WORKER_ID,$UI_ID,$ADMIN_ID" -- "$@"
   else
     "$@"
   fi
@@ -46,6 +57,15 @@ secret() {
   chown "$2:$3" "$f" && chmod "$4" "$f"
 }
 
+# grant DIR GID FILE...: FILE becomes readable by group GID (0640) and nobody else but its owner.
+grant() {
+  d=$1 g=$2; shift 2
+  for f in "$@"; do
+    [ -f "$d/$f" ] || die "$d/$f is missing; cannot grant it to group $g"
+    chgrp "$g" "$d/$f" && chmod 0640 "$d/$f"
+  done
+}
+
 # read_secret VAR NAME: the value of ${VAR}_FILE if set, else $SECRETS/NAME.
 read_secret() {
   eval "path=\${$1_FILE:-}"
@@ -56,17 +76,23 @@ read_secret() {
 
 generate() {
   [ "$(id -u)" = 0 ] || die "the generate phase runs as root (compose: user \"0:0\") to hand secret files to their readers"
-  install -d -o "$BULWARK_UID" -g "$BULWARK_UID" -m 0700 "$CERTS"
+  install -d -o "$BULWARK_UID" -g "$BULWARK_UID" -m 0711 "$CERTS"
   log "bulwark-init generate --out $CERTS"
   as_bulwark bulwark-init generate --out "$CERTS"
   as_bulwark bulwark-init verify --dir "$CERTS" >/dev/null || {
     as_bulwark bulwark-init verify --dir "$CERTS" >&2 || true
     die "certificates in $CERTS are not valid"
   }
+  chmod 0711 "$CERTS"
+  grant "$CERTS" "$TEMPORAL_ID" temporal-server.key internode.key
+  grant "$CERTS" "$API_ID" api-server.key client-api.key
+  grant "$CERTS" "$WORKER_ID" client-worker.key
+  grant "$CERTS" "$UI_ID" client-ui.key
+  grant "$CERTS" "$ADMIN_ID" client-admin.key system-token.jwt
   # Traversable, not listable; each file carries its own owner and mode.
   install -d -o 0 -g "$POSTGRES_UID" -m 0711 "$SECRETS"
   [ -n "${POSTGRES_PASSWORD_FILE:-}" ] || secret postgres-superuser.password "$POSTGRES_UID" "$POSTGRES_UID" 0600
-  [ -n "${BULWARK_TEMPORAL_DB_PASSWORD_FILE:-}" ] || secret temporal-db.password "$BULWARK_UID" "$POSTGRES_UID" 0640
+  [ -n "${BULWARK_TEMPORAL_DB_PASSWORD_FILE:-}" ] || secret temporal-db.password "$TEMPORAL_ID" "$POSTGRES_UID" 0640
   [ -n "${BULWARK_DB_PASSWORD_FILE:-}" ] || secret bulwark-db.password "$BULWARK_UID" "$POSTGRES_UID" 0640
   [ -n "${BULWARK_DEMO_READER_PASSWORD_FILE:-}" ] || secret demo-reader.password "$BULWARK_UID" "$POSTGRES_UID" 0640
   # The database phase (unprivileged) writes the URL file here.
@@ -82,7 +108,7 @@ database() {
   # Rewritten in place: the file was created (owned by bulwark, 0600) by the generate phase.
   (umask 077; printf 'postgres://bulwark:%s@%s:%s/bulwark\n' "$pw" "$host" "$port" >"$url")
   unset pw
-  install -d -m 0700 "$CREDENTIALS"
+  install -d -m 0711 "$CREDENTIALS"
   # The reference workflows' credential (read-only role on the demo database, created by the
   # Postgres init script) in the app secret store the worker's component files point to.
   # Written once, before bulwark-init, which adds its own entries (http-demo) and keeps ours.
@@ -96,6 +122,9 @@ database() {
   # The token URL as the services (and the HttpCall workflow's credential) reach control.
   bulwark-init database --database-url-file "$url" --out "$CREDENTIALS" \
     --token-url "${BULWARK_TOKEN_URL:-https://bulwark-control:8443/oauth/token}"
+  chmod 0711 "$CREDENTIALS"
+  grant "$CREDENTIALS" "$API_ID" deployment-secrets-api.json
+  grant "$CREDENTIALS" "$WORKER_ID" deployment-secrets-worker.json app-secrets.json
   log "database ready"
 }
 

@@ -8,8 +8,9 @@
 #   tests/compose/run.sh            # everything
 #   BULWARK_COMPOSE_KEEP=1 tests/compose/run.sh   # leave the stack up for inspection
 #
-# Not part of scripts/test.sh: a cold run builds a Debian base, a Rust release build of the
-# four services and the compose CLI (~25-35 min on 2 shared cores); a warm run takes ~5 min.
+# Not in scripts/test.sh by default (BULWARK_TEST_COMPOSE=1 adds it): a cold run installs the
+# container tools, builds a Debian base, a Rust release build of the four services and the
+# compose CLI (~25-35 min on 2 shared cores); a warm run takes ~5 min.
 # Host ports used (loopback only): 17233 17234 17236 18443 18444 18080 15433 19102.
 source "$(dirname "$0")/lib.sh"
 WORK=${BULWARK_IMAGE_WORKDIR:-/var/tmp/bulwark-images}
@@ -31,8 +32,23 @@ finish() {
 # --- prerequisites --------------------------------------------------------------------------
 prereqs() {
   local missing=()
-  for c in podman debootstrap go; do command -v "$c" >/dev/null || missing+=("$c"); done
-  ((${#missing[@]} == 0)) || { fail "prerequisites: missing ${missing[*]} (apt-get install podman runc netavark iptables debootstrap)"; finish; exit 1; }
+  command -v go >/dev/null || { fail "prerequisites: Go is required (Compose CLI and ui-server builds)"; finish; exit 1; }
+  for c in podman runc debootstrap; do command -v "$c" >/dev/null || missing+=("$c"); done
+  if ((${#missing[@]})); then
+    [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null \
+      || { fail "prerequisites: missing ${missing[*]} (apt-get install podman runc netavark iptables uidmap debootstrap)"; finish; exit 1; }
+    step "installing podman runc netavark iptables uidmap debootstrap (Debian packages)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc netavark iptables uidmap debootstrap >/dev/null \
+      || { fail "apt-get install of the container tools failed"; finish; exit 1; }
+  fi
+  # The settings DESIGN.md names for podman on these machines, written only when the file is
+  # absent: an existing containers.conf is the machine owner's, and only checked.
+  if [[ ! -e /etc/containers/containers.conf && $(id -u) == 0 ]]; then
+    mkdir -p /etc/containers
+    printf '%s\n' '# Written by tests/compose/run.sh (DESIGN.md: podman without systemd or a registry).' \
+      '[containers]' 'default_ulimits = []' 'pids_limit = 0' '' '[engine]' 'runtime = "runc"' \
+      'cgroup_manager = "cgroupfs"' 'events_logger = "file"' >/etc/containers/containers.conf
+  fi
   grep -q '^runtime *= *"runc"' /etc/containers/containers.conf 2>/dev/null \
     || { fail "/etc/containers/containers.conf must set runtime = \"runc\", cgroup_manager = \"cgroupfs\" (DESIGN.md)"; finish; exit 1; }
   if [[ ! -x $COMPOSE_BIN ]]; then
@@ -129,6 +145,13 @@ check "docker-compose.yml names the pinned images of docker/images.env" pins_agr
 
 # A leftover stack from an interrupted run would make the cold/warm numbers meaningless.
 compose --profile ui down -v --remove-orphans >/dev/null 2>&1 || true
+# The certs volume is created here (labelled as compose labels its own) so that its host path
+# is known before init runs: the Temporal CLI profiles in temporal.toml name it
+# (BULWARK_CLI_CERTS_DIR), as an operator who copies the certs out names their copy.
+podman volume create --label "com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
+  --label com.docker.compose.volume=certs "${COMPOSE_PROJECT_NAME}_certs" >/dev/null
+BULWARK_CLI_CERTS_DIR=$(podman volume inspect --format '{{.Mountpoint}}' "${COMPOSE_PROJECT_NAME}_certs")
+export BULWARK_CLI_CERTS_DIR
 
 up_stack() { # up_stack LABEL: compose up -d (which waits on depends_on conditions), then readiness
   local t0=$SECONDS
@@ -170,7 +193,7 @@ BULWARK_TEMPORAL_CLI=$CACHE/venv-temporalio-1.35.0/bin/temporal
 BULWARK_RESTART_CMD=$HERE/restart.sh
 BULWARK_CONTROL_URL=https://127.0.0.1:$BULWARK_CONTROL_HOST_PORT
 BULWARK_OPERATOR_CREDENTIALS=$CREDS/operator-credentials.json
-BULWARK_DEPLOYMENT_SECRETS=$CREDS/deployment-secrets.json
+BULWARK_DEPLOYMENT_SECRETS_DIR=$CREDS
 BULWARK_APP_SECRETS=$CREDS/app-secrets.json
 BULWARK_LOGS_DIR=$OUT/logs
 BULWARK_API_URL=https://127.0.0.1:$BULWARK_API_HOST_PORT
@@ -223,7 +246,7 @@ no_secret_in_config() {
   for f in "$SECRETS"/*.password; do
     v=$(tr -d '\n' <"$f"); [[ -n $v ]] && grep -qF "$v" <<<"$dump" && hits+=("$(basename "$f")")
   done
-  for v in $("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(" ".join(str(x) for x in d.values() if isinstance(x,str) and len(x)>=16))' "$CREDS/deployment-secrets.json"); do
+  for v in $("$PY" -c 'import json,sys; print(" ".join(str(x) for f in sys.argv[1:] for x in json.load(open(f)).values() if isinstance(x,str) and len(x)>=16))' "$CREDS"/deployment-secrets-*.json); do
     grep -qF "$v" <<<"$dump" && hits+=("a deployment secret")
   done
   ((${#hits[@]} == 0)) || { echo "secret values in compose config or container env: ${hits[*]}"; return 1; }
@@ -248,7 +271,54 @@ ui_with_token() {
   grep -q '"namespaceInfo"' <<<"$body" || { echo "${body:0:200}"; return 1; }
   echo "with a forwarded bearer token the UI reads namespace default through mTLS"
 }
+# Each service reads its own keys and credentials and nothing else (docker-compose.yml's
+# uid/group table); directories are traversable, not listable.
+least_privilege() {
+  local bad=() n=0
+  probe() { # probe SERVICE yes|no PATH...
+    local s=$1 want=$2 id got f; shift 2
+    id=$(compose ps -q "$s" | head -1)
+    [[ -n $id ]] || { bad+=("$s not running"); return; }
+    for f in "$@"; do
+      if podman exec "$id" sh -c "cat '$f' >/dev/null 2>&1"; then got=yes; else got=no; fi
+      n=$((n + 1)); [[ $got == "$want" ]] || bad+=("$s read $f: $got")
+    done
+  }
+  probe temporal yes /certs/temporal-server.key /certs/internode.key /certs/jwks.json /run/bulwark/secrets/temporal-db.password
+  probe temporal no /certs/ca.key /certs/temporal-jwt-private.key /certs/client-admin.key /certs/control-server.key /run/bulwark/secrets/bulwark-db.password
+  probe bulwark-api yes /certs/api-server.key /certs/client-api.key /credentials/deployment-secrets-api.json
+  probe bulwark-api no /certs/ca.key /certs/client-ca.key /certs/temporal-jwt-private.key /certs/client-worker.key /certs/control-server.key /certs/system-token.jwt /credentials/deployment-secrets-worker.json /credentials/app-secrets.json /credentials/operator-credentials.json
+  probe bulwark-worker yes /certs/client-worker.key /credentials/deployment-secrets-worker.json /credentials/app-secrets.json
+  probe bulwark-worker no /certs/ca.key /certs/temporal-jwt-private.key /certs/client-api.key /certs/temporal-server.key /credentials/deployment-secrets-api.json /credentials/admin-password
+  probe temporal-ui yes /certs/client-ui.key
+  probe temporal-ui no /certs/client-admin.key /certs/temporal-jwt-private.key /certs/temporal-server.key
+  probe bulwark-control yes /certs/ca.key /certs/temporal-jwt-private.key /certs/control-server.key /credentials/deployment-secrets-api.json
+  local id; id=$(compose ps -q bulwark-api | head -1)
+  if podman exec "$id" ls /certs >/dev/null 2>&1; then bad+=("bulwark-api can list /certs"); fi
+  ((${#bad[@]} == 0)) || { echo "${bad[*]}"; return 1; }
+  echo "$n reads as expected (own keys yes; CA, JWT and other services' keys no); /certs not listable"
+}
+# Replacing a granted file keeps its group: bulwark-init (as bulwark, member of 10011 and
+# 10012 in the bulwark-init-db service) rotates client-api; the API keeps reading it. A writer
+# that is not in temporal's group is refused temporal-server's rotation and nothing changes.
+rotation_keeps_grants() {
+  local R=(compose run --rm --no-deps -v "${COMPOSE_PROJECT_NAME}_certs:/certs"
+    -e "BULWARK_TEMPORAL_ADDRESS=localhost:$BULWARK_TEMPORAL_HOST_PORT" -e "BULWARK_CLI_CERTS_DIR=$BULWARK_CLI_CERTS_DIR"
+    --entrypoint bulwark-init bulwark-init-db)
+  local before; before=$(sha256sum <"$CERTS/client-api.key")
+  "${R[@]}" rotate client-api --dir /certs >"$OUT/rotate-api.log" 2>&1 || { tail -5 "$OUT/rotate-api.log"; return 1; }
+  [[ $(sha256sum <"$CERTS/client-api.key") != "$before" ]] || { echo "client-api.key unchanged"; return 1; }
+  [[ $(stat -c '%g %a' "$CERTS/client-api.key") == "10011 640" ]] || { echo "grant lost: $(stat -c '%g %a' "$CERTS/client-api.key")"; return 1; }
+  podman exec "$(compose ps -q bulwark-api | head -1)" sh -c 'cat /certs/client-api.key >/dev/null' || { echo "the API cannot read its rotated key"; return 1; }
+  before=$(sha256sum <"$CERTS/temporal-server.key")
+  if "${R[@]}" rotate temporal-server --dir /certs >"$OUT/rotate-temporal.log" 2>&1; then echo "rotation outside group 10010 succeeded"; return 1; fi
+  grep -q "cannot keep group 10010" "$OUT/rotate-temporal.log" || { tail -3 "$OUT/rotate-temporal.log"; return 1; }
+  [[ $(sha256sum <"$CERTS/temporal-server.key") == "$before" && $(stat -c '%g %a' "$CERTS/temporal-server.key") == "10010 640" ]] \
+    || { echo "temporal-server.key changed after a refused rotation"; return 1; }
+  echo "client-api rotated, still group 10011/0640 and read by the API; temporal-server refused ($(grep -o 'cannot keep group 10010[^(]*' "$OUT/rotate-temporal.log" | head -1)), unchanged"
+}
 check "no process in any container runs as root (init's root phase has exited)" non_root
+check "each service reads its own keys and credentials, and no other's" least_privilege
 check "every container has a read-only root filesystem" read_only_roots
 check "certs volume read-only except in bulwark-init and bulwark-control" certs_ro
 check "no secret value in the rendered compose config or any container's env/command" no_secret_in_config
@@ -270,6 +340,7 @@ run_suite() { # run_suite NAME PATH
 }
 run_suite conformance tests/conformance/conformance.py
 [[ -f $ROOT/tests/workflows/workflows.py ]] && run_suite workflows tests/workflows/workflows.py
+check "a rotation keeps each key's group grant; a writer outside the group is refused" rotation_keeps_grants
 
 # --- scaling and warm restart ----------------------------------------------------------------
 scale_workers() {
@@ -284,9 +355,21 @@ scale_workers() {
 check "bulwark-worker scales (--scale bulwark-worker=2)" scale_workers
 
 step "compose down (volumes kept) and up again (warm)"
+ca_sum=$(sha256sum <"$CERTS/ca.crt")
 compose down >/dev/null 2>&1
 if warm=$(up_stack warm); then pass "warm up: existing volumes reused, healthy in ${warm}s"; else fail "warm up: $warm"; fi
-warm_same_ca() { [[ $(podman volume inspect --format '{{.Mountpoint}}' "${COMPOSE_PROJECT_NAME}_certs") == "$CERTS" ]] && "$CACHE/venv-temporalio-1.35.0/bin/temporal" operator namespace describe --namespace default --address "127.0.0.1:$BULWARK_TEMPORAL_HOST_PORT" --tls-ca-path "$CERTS/ca.crt" --tls-cert-path "$CERTS/client-admin.crt" --tls-key-path "$CERTS/client-admin.key" --tls-server-name temporal --api-key "$(cat "$CERTS/system-token.jwt")" -o json | grep -q '"name": "default"' && echo "same CA and tokens, namespace still there"; }
+warm_same_ca() {
+  [[ $(podman volume inspect --format '{{.Mountpoint}}' "${COMPOSE_PROJECT_NAME}_certs") == "$CERTS" ]] || { echo "a new certs volume"; return 1; }
+  [[ $(sha256sum <"$CERTS/ca.crt") == "$ca_sum" ]] || { echo "ca.crt changed"; return 1; }
+  # Healthy api and worker do not mean the frontend answers the host yet (published ports
+  # come up with the container, the gRPC server later); give it the time temporal-setup would.
+  wait_serving 60 || { echo "frontend not SERVING from the host within 60s"; return 1; }
+  local out
+  out=$("$CACHE/venv-temporalio-1.35.0/bin/temporal" operator namespace describe --namespace default --address "127.0.0.1:$BULWARK_TEMPORAL_HOST_PORT" --tls-ca-path "$CERTS/ca.crt" --tls-cert-path "$CERTS/client-admin.crt" --tls-key-path "$CERTS/client-admin.key" --tls-server-name temporal --api-key "$(cat "$CERTS/system-token.jwt")" -o json 2>&1) \
+    || { echo "namespace describe: ${out:0:300}"; return 1; }
+  grep -q '"name": "default"' <<<"$out" || { echo "namespace default missing: ${out:0:300}"; return 1; }
+  echo "same CA and tokens, namespace still there"
+}
 check "warm up keeps identity material and data" warm_same_ca
 
 # --- the production overlay, rendered ----------------------------------------------------------
@@ -307,7 +390,8 @@ prod_run() {
   rm -rf "$sd"; mkdir -p "$sd"
   for n in postgres-superuser temporal-db bulwark-db demo-reader; do (umask 077; openssl rand -hex 24 >"$sd/$n.password"); done
   chown 999:999 "$sd/postgres-superuser.password"; chmod 0400 "$sd/postgres-superuser.password"
-  chown 10001:999 "$sd"/{temporal-db,bulwark-db,demo-reader}.password; chmod 0440 "$sd"/{temporal-db,bulwark-db,demo-reader}.password
+  chown 10010:999 "$sd/temporal-db.password"; chown 10001:999 "$sd"/{bulwark-db,demo-reader}.password
+  chmod 0440 "$sd"/{temporal-db,bulwark-db,demo-reader}.password
   export BULWARK_SECRETS_DIR=$sd BULWARK_WORKER_REPLICAS=2
   compose down -v >/dev/null 2>&1 || true   # the dev stack's host ports
   if ! "${P[@]}" up -d --no-build >"$OUT/prod-up.log" 2>&1; then

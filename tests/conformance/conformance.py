@@ -450,10 +450,12 @@ async def main() -> int:
             return json.loads(resp.read())["access_token"]
 
     def deployment_secret(key: str) -> str:
-        path = env.get("BULWARK_DEPLOYMENT_SECRETS")
-        if not path or "BULWARK_CONTROL_URL" not in env:
+        # One deployment secret store per service: <dir>/deployment-secrets-<client>.json.
+        directory = env.get("BULWARK_DEPLOYMENT_SECRETS_DIR")
+        if not directory or "BULWARK_CONTROL_URL" not in env:
             raise Skip("no bulwark-control in this stack's env")
-        return json.loads(Path(path).read_text())[key]
+        client = key.split("_client_")[0]
+        return json.loads((Path(directory) / f"deployment-secrets-{client}.json").read_text())[key]
 
     async def oauth_worker_token_within_scope():
         token = oauth_token("worker", deployment_secret("worker_client_secret"))

@@ -133,16 +133,18 @@ async def main() -> int:
 
     def planted_secrets() -> dict[str, str]:
         found = {}
-        for key in ("BULWARK_APP_SECRETS", "BULWARK_DEPLOYMENT_SECRETS"):
-            if key in env:
-                doc = json.loads(Path(env[key]).read_text())
-                for name, v in doc.items():
-                    if isinstance(v, dict):
-                        for field, val in v.items():
-                            if field in ("password", "client_secret", "api_key", "token") and len(str(val)) >= 8:
-                                found[f"{name}.{field}"] = str(val)
-                    elif "secret" in name and len(str(v)) >= 8:
-                        found[name] = str(v)
+        files = [Path(env["BULWARK_APP_SECRETS"])] if "BULWARK_APP_SECRETS" in env else []
+        if "BULWARK_DEPLOYMENT_SECRETS_DIR" in env:
+            files += sorted(Path(env["BULWARK_DEPLOYMENT_SECRETS_DIR"]).glob("deployment-secrets-*.json"))
+        for path in files:
+            doc = json.loads(path.read_text())
+            for name, v in doc.items():
+                if isinstance(v, dict):
+                    for field, val in v.items():
+                        if field in ("password", "client_secret", "api_key", "token") and len(str(val)) >= 8:
+                            found[f"{name}.{field}"] = str(val)
+                elif "secret" in name and len(str(v)) >= 8:
+                    found[name] = str(v)
         found["operator.client_secret"] = op["client_secret"]
         return found
 

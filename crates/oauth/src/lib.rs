@@ -10,6 +10,13 @@ pub mod secret;
 pub mod signer;
 pub mod store;
 
+/// The file, in a credentials directory, holding one service's own OAuth client
+/// credentials (`<client>_client_id`, `<client>_client_secret`): the deployment secret store
+/// of that service. One file per client, so each service can be given only its own.
+pub fn deployment_secrets_file(client: &str) -> String {
+    format!("deployment-secrets-{client}.json")
+}
+
 pub use grant::{GrantError, IssuedToken, IssuerSettings, TokenIssuer, TokenRequest};
 pub use scope::{Scope, ScopeSet};
 pub use secret::ClientSecret;

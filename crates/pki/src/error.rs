@@ -16,6 +16,18 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A secret file grants read access to a group (mode 0640) and its replacement could not
+    /// be given that group, usually because the writer is not a member of it.
+    #[error(
+        "cannot keep group {gid}'s read access to {path}: {source} (the writing process must be a member of group {gid}, e.g. compose `group_add`)"
+    )]
+    GroupGrant {
+        path: PathBuf,
+        gid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The output location exists but is not a directory.
     #[error("{0} is not a directory")]
     NotADirectory(PathBuf),

@@ -139,7 +139,8 @@ pub fn generate(
     let mut files = Vec::new();
     for f in run.files {
         let current = pfs::read_optional(&dir.join(&f.name))?;
-        let same_mode = pfs::mode_of(&dir.join(&f.name)).is_ok_and(|m| m == f.mode);
+        let same_mode =
+            pfs::mode_of(&dir.join(&f.name)).is_ok_and(|m| pfs::mode_acceptable(m, f.mode));
         if current.as_deref() != Some(&f.contents[..]) || !same_mode {
             files.push(f);
         }
@@ -714,7 +715,10 @@ impl Run<'_> {
 
     /// Temporal CLI profiles. The file embeds tokens, so it is written 0600.
     fn cli_config(&mut self, tokens: &[(Scope, String)]) {
-        let dir = std::fs::canonicalize(self.dir).unwrap_or_else(|_| self.dir.to_owned());
+        let dir = match &self.settings.cli_certs_dir {
+            Some(d) => d.clone(),
+            None => std::fs::canonicalize(self.dir).unwrap_or_else(|_| self.dir.to_owned()),
+        };
         let contents = layout::render_cli_config(self.settings, &dir, tokens);
         let changed = self
             .read(layout::CLI_CONFIG)

@@ -8,6 +8,8 @@
 #![forbid(unsafe_code)]
 
 pub mod cert;
+#[cfg(feature = "clap")]
+pub mod cli;
 pub mod error;
 pub mod fs;
 pub mod generate;

@@ -37,6 +37,10 @@ pub struct Settings {
     pub trust_domain: String,
     /// Written into the Temporal CLI profiles.
     pub temporal_address: String,
+    /// Where the Temporal CLI will find the certs directory, written into its profiles;
+    /// `None` means where it is being written. Set it when the CLI runs elsewhere (the host
+    /// of a compose stack sees the certs volume under another path).
+    pub cli_certs_dir: Option<std::path::PathBuf>,
     pub temporal_server_name: String,
 }
 
@@ -66,6 +70,7 @@ impl Default for Settings {
             audience: "temporal".into(),
             trust_domain: "bulwark.local".into(),
             temporal_address: "localhost:7233".into(),
+            cli_certs_dir: None,
             temporal_server_name: "temporal".into(),
         }
     }
@@ -103,6 +108,14 @@ impl Settings {
                 })
             }
         };
+        if let Some(d) = self.cli_certs_dir.as_ref().filter(|d| !d.is_absolute()) {
+            // The CLI would resolve it against whatever directory it is started in.
+            return Err(Error::InvalidInput {
+                what: "CLI certs directory",
+                value: d.display().to_string(),
+                reason: "must be an absolute path",
+            });
+        }
         positive("CA lifetime", self.ca_lifetime)?;
         positive("intermediate lifetime", self.intermediate_lifetime)?;
         positive("leaf lifetime", self.leaf_lifetime)?;

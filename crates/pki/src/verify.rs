@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::{
     cert::{self, CertInfo},
-    fs::{self as pfs, DIR_MODE, SECRET_MODE},
+    fs::{self as pfs, DIR_MODE, DIR_MODE_MAX, GROUP_READ, SECRET_MODE},
     jwt::{self, Jwks, SigningKey},
     layout,
     manifest::{Entry, ItemKind, MANIFEST_FILE, Manifest, Status},
@@ -95,12 +95,14 @@ impl Checker<'_> {
 
     fn secret_mode(&mut self, item: &str, file: &str) {
         if let Ok(mode) = pfs::mode_of(&self.dir.join(file)) {
-            if mode & 0o077 != 0 {
+            if mode & !(SECRET_MODE | GROUP_READ) != 0 {
                 self.error(
                     item,
-                    format!("{file} has mode {mode:o}; private material must be 600"),
+                    format!(
+                        "{file} has mode {mode:o}; private material must be 600 (or 640 to grant its group)"
+                    ),
                 );
-            } else if mode != SECRET_MODE {
+            } else if !pfs::mode_acceptable(mode, SECRET_MODE) {
                 self.warn(item, format!("{file} has mode {mode:o}, expected 600"));
             }
         }
@@ -354,10 +356,13 @@ pub fn verify_dir(dir: &Path, now: OffsetDateTime, renew_fraction: f64) -> Vec<P
         problems: Vec::new(),
     };
     if let Ok(mode) = pfs::mode_of(dir) {
-        if mode & 0o077 != 0 {
+        if !pfs::dir_mode_acceptable(mode) {
             c.error(
                 "directory",
-                format!("{} has mode {mode:o}, expected {DIR_MODE:o}", dir.display()),
+                format!(
+                    "{} has mode {mode:o}, expected {DIR_MODE:o} (at most {DIR_MODE_MAX:o})",
+                    dir.display()
+                ),
             );
         }
     }

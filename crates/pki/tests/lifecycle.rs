@@ -365,3 +365,71 @@ fn debug_output_never_contains_key_material() {
     let dbg = format!("{key:?} {:?}", key.private_pem());
     assert!(!dbg.contains(&body));
 }
+
+#[test]
+fn a_group_grant_survives_rotation_and_nothing_wider_does() {
+    use std::os::unix::fs::{MetadataExt, chown};
+    let (_t, dir) = fresh();
+    let meta = |f: &str| std::fs::metadata(dir.join(f)).unwrap();
+    let set_mode = |f: &str, m: u32| {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    // Root may hand a file to any group; anyone else only to a group of their own, which
+    // would not show that the group came from the old file rather than the writer.
+    let root = meta("ca.key").uid() == 0;
+    let gid = if root { 4242 } else { meta("ca.key").gid() };
+    // The compose stack's grant: the directory traversable, one key readable by its group.
+    set_mode("", 0o711);
+    chown(dir.join("temporal-server.key"), None, Some(gid)).unwrap();
+    set_mode("temporal-server.key", 0o640);
+    assert!(errors(&dir, now()).is_empty(), "{:?}", errors(&dir, now()));
+
+    let before = snapshot(&dir);
+    let report = generate(&dir, &Settings::default(), Mode::Missing, now()).unwrap();
+    assert!(
+        report.files_written.is_empty(),
+        "{:?}",
+        report.files_written
+    );
+    assert_eq!(before, snapshot(&dir));
+    assert_eq!(meta("").mode() & 0o777, 0o711, "a traversal grant is kept");
+
+    generate(
+        &dir,
+        &Settings::default(),
+        Mode::Rotate(&["temporal-server".into(), "client-api".into()]),
+        now(),
+    )
+    .unwrap();
+    assert_ne!(
+        before["temporal-server.key"],
+        snapshot(&dir)["temporal-server.key"]
+    );
+    assert_eq!(meta("temporal-server.key").mode() & 0o777, 0o640);
+    if root {
+        assert_eq!(meta("temporal-server.key").gid(), gid, "the group is kept");
+    }
+    assert_eq!(
+        meta("client-api.key").mode() & 0o777,
+        0o600,
+        "no grant, none added"
+    );
+    assert_ne!(meta("client-api.key").gid(), 4242);
+    assert!(errors(&dir, now()).is_empty());
+
+    // Group write, or a directory others may list, is an error that generate repairs; the
+    // loosened key is no deliberate grant, so its replacement is owner-only.
+    set_mode("temporal-server.key", 0o660);
+    set_mode("", 0o755);
+    let errs = errors(&dir, now());
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("temporal-server.key") && e.contains("640")),
+        "{errs:?}"
+    );
+    assert!(errs.iter().any(|e| e.contains("755")), "{errs:?}");
+    generate(&dir, &Settings::default(), Mode::Missing, now()).unwrap();
+    assert_eq!(meta("").mode() & 0o777, 0o700);
+    assert_eq!(meta("temporal-server.key").mode() & 0o777, 0o600);
+    assert!(errors(&dir, now()).is_empty());
+}

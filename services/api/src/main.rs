@@ -45,21 +45,14 @@ struct Config {
     /// Longest a result request may wait.
     #[arg(long, env = "BULWARK_API_MAX_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
     max_wait: Duration,
-    #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
+    #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text")]
+    log_format: bulwark_process::LogFormat,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BULWARK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
-    if cfg.log_format == "json" {
-        fmt.json().init()
-    } else {
-        fmt.init()
-    }
+    bulwark_process::init_logging(cfg.log_format, "info");
 
     let store = Arc::new(StoreCredentialSource(Arc::new(FileStore::new(
         "deployment",
@@ -105,17 +98,7 @@ async fn main() -> anyhow::Result<()> {
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();
     tokio::spawn(async move {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        } else {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-        tracing::info!("shutting down");
+        bulwark_process::shutdown_signal().await;
         shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     tracing::info!(listen = %cfg.listen, fingerprint = %cert.fingerprint(), "bulwark-api serving HTTPS");

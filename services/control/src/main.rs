@@ -35,7 +35,7 @@ struct Config {
     issuer: String,
     /// Access token lifetime.
     #[arg(long, env = "BULWARK_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
-    token_ttl: Duration,
+    access_token_ttl: Duration,
     #[arg(long, env = "BULWARK_RATE_PER_CLIENT", default_value_t = 50.0)]
     rate_per_client: f64,
     #[arg(long, env = "BULWARK_RATE_PER_ADDRESS", default_value_t = 100.0)]
@@ -43,8 +43,8 @@ struct Config {
     /// How often certificates and the signing key are re-read from disk.
     #[arg(long, env = "BULWARK_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     reload_interval: Duration,
-    #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
+    #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text")]
+    log_format: bulwark_process::LogFormat,
     #[command(flatten)]
     admin: bulwark_control::admin::config::AdminArgs,
 }
@@ -52,14 +52,7 @@ struct Config {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BULWARK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
-    if cfg.log_format == "json" {
-        fmt.json().init()
-    } else {
-        fmt.init()
-    }
+    bulwark_process::init_logging(cfg.log_format, "info,sqlx=warn");
 
     let url = zeroize::Zeroizing::new(
         std::fs::read_to_string(&cfg.database_url_file)
@@ -75,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
         cfg.certs_dir.join("temporal-jwt-private.key"),
         cfg.reload_interval,
     )?);
-    let ttl = time::Duration::try_from(cfg.token_ttl).context("token TTL")?;
+    let ttl = time::Duration::try_from(cfg.access_token_ttl).context("token TTL")?;
     let issuer = TokenIssuer::new(
         ClientStore::new(pool.clone()),
         key,
@@ -119,19 +112,7 @@ async fn main() -> anyhow::Result<()> {
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();
     tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        tracing::info!("shutting down");
+        bulwark_process::shutdown_signal().await;
         shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     tracing::info!(listen = %cfg.listen, fingerprint = %cert.fingerprint(), "bulwark-control serving HTTPS");
@@ -202,4 +183,16 @@ async fn admin_state(
         );
     }
     Ok(admin)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Clap checks argument uniqueness only when parsing; a clash between our flags and the
+    /// flattened PKI settings must fail here, not at start-up.
+    #[test]
+    fn arguments_are_consistent() {
+        super::Config::command().debug_assert();
+    }
 }

@@ -125,7 +125,9 @@ async fn start(opts: Options) -> Option<Harness> {
         .await
         .unwrap()
         .unwrap();
-    let deployment = tmp.path().join("deployment-secrets.json");
+    let deployment = tmp
+        .path()
+        .join(bulwark_oauth::deployment_secrets_file("worker"));
     std::fs::write(
         &deployment,
         serde_json::to_vec(&serde_json::json!({
@@ -150,7 +152,7 @@ async fn start(opts: Options) -> Option<Harness> {
     cfg.poll_interval = Duration::from_millis(100);
     cfg.cert_propagation_timeout = Duration::from_secs(10);
     cfg.renew_interval = None;
-    cfg.deployment_secrets = Some(deployment.clone());
+    cfg.deployment_secrets_dir = Some(tmp.path().to_owned());
     if let Some(t) = opts.lockout_threshold {
         cfg.lockout_threshold = t;
     }

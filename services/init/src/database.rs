@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, path::Path};
 
 use anyhow::Context;
-use bulwark_oauth::{ClientSecret, ClientStore, MIGRATOR, ScopeSet};
+use bulwark_oauth::{ClientSecret, ClientStore, MIGRATOR, ScopeSet, deployment_secrets_file};
 use bulwark_pki::{
     fs::{PendingFile, SECRET_MODE, write_all},
     names::Namespace,
@@ -13,8 +13,9 @@ use zeroize::Zeroizing;
 
 /// Operator credentials file (read by people and the end-to-end suites).
 pub const OPERATOR_FILE: &str = "operator-credentials.json";
-/// The deployment secret store (a `secretstores.local.file` JSON document).
-pub const DEPLOYMENT_SECRETS: &str = "deployment-secrets.json";
+/// Clients whose credentials go to a deployment secret store of their own
+/// ([`bulwark_oauth::deployment_secrets_file`], a `secretstores.local.file` JSON document).
+const SERVICE_CLIENTS: [&str; 2] = ["api", "worker"];
 /// The application secret store of the native stack, holding the reference workflows'
 /// demo credentials (a `secretstores.local.file` JSON document).
 pub const APP_SECRETS: &str = "app-secrets.json";
@@ -97,8 +98,10 @@ pub async fn run(
 
     bulwark_pki::fs::ensure_dir(out)?;
     let operator_path = out.join(OPERATOR_FILE);
-    let secrets_path = out.join(DEPLOYMENT_SECRETS);
-    let mut secrets = read_json(&secrets_path)?;
+    let mut services: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
+    for id in SERVICE_CLIENTS {
+        services.insert(id, read_json(&out.join(deployment_secrets_file(id)))?);
+    }
     let app_path = out.join(APP_SECRETS);
     let mut app: serde_json::Map<String, serde_json::Value> = match std::fs::read(&app_path) {
         Ok(b) => serde_json::from_slice(&b)
@@ -116,7 +119,9 @@ pub async fn run(
             HTTP_DEMO => app
                 .get("demo-oauth")
                 .is_some_and(|v| v.get("client_secret").is_some()),
-            id => secrets.contains_key(&format!("{id}_client_secret")),
+            id => services
+                .get(id)
+                .is_some_and(|m| m.contains_key(&format!("{id}_client_secret"))),
         };
         let secret = match store
             .register(w.id, w.description, &scopes, w.audience)
@@ -145,9 +150,9 @@ pub async fn run(
                     "demo-oauth".into(),
                     serde_json::json!({"client_id": HTTP_DEMO, "client_secret": secret.expose(), "token_url": token_url, "scopes": "workflows:read"}),
                 );
-            } else {
-                secrets.insert(format!("{}_client_id", w.id), w.id.to_owned());
-                secrets.insert(
+            } else if let Some(m) = services.get_mut(w.id) {
+                m.insert(format!("{}_client_id", w.id), w.id.to_owned());
+                m.insert(
                     format!("{}_client_secret", w.id),
                     secret.expose().to_owned(),
                 );
@@ -155,18 +160,18 @@ pub async fn run(
         }
     }
 
-    let mut files = vec![
-        PendingFile {
-            name: DEPLOYMENT_SECRETS.into(),
-            contents: Zeroizing::new(serde_json::to_vec_pretty(&secrets)?),
+    let mut files = vec![PendingFile {
+        name: APP_SECRETS.into(),
+        contents: Zeroizing::new(serde_json::to_vec_pretty(&app)?),
+        mode: SECRET_MODE,
+    }];
+    for (id, m) in &services {
+        files.push(PendingFile {
+            name: deployment_secrets_file(id),
+            contents: Zeroizing::new(serde_json::to_vec_pretty(m)?),
             mode: SECRET_MODE,
-        },
-        PendingFile {
-            name: APP_SECRETS.into(),
-            contents: Zeroizing::new(serde_json::to_vec_pretty(&app)?),
-            mode: SECRET_MODE,
-        },
-    ];
+        });
+    }
     let operator_doc = match operator_new {
         Some(s) => Some(
             serde_json::json!({"client_id": "operator", "client_secret": s.expose(), "token_url": token_url}),

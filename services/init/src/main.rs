@@ -10,10 +10,9 @@ mod database;
 use anyhow::Context;
 use bulwark_pki::{
     Mode, Settings,
-    jwt::JwtAlgorithm,
-    keys::KeyAlgorithm,
+    cli::PkiArgs,
     manifest::{MANIFEST_FILE, Manifest},
-    names::{Identity, Namespace, San},
+    names::Namespace,
     verify::{Severity, verify_dir},
 };
 use clap::{Args, Parser, Subcommand};
@@ -27,8 +26,13 @@ use time::OffsetDateTime;
 )]
 struct Cli {
     /// Log format on stderr.
-    #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
-    log_format: String,
+    #[arg(
+        long,
+        env = "BULWARK_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    log_format: bulwark_process::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -98,94 +102,13 @@ enum Command {
     },
 }
 
-fn duration(s: &str) -> Result<time::Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30d, 24h, 15m)"))?;
-    time::Duration::try_from(d).map_err(|e| e.to_string())
-}
-
 #[derive(Args, Debug)]
 struct SettingsArgs {
-    /// Root CA lifetime.
-    #[arg(long, env = "BULWARK_CA_LIFETIME", default_value = "3650d", value_parser = duration)]
-    ca_lifetime: time::Duration,
-    /// Issuing (intermediate) CA lifetime.
-    #[arg(long, env = "BULWARK_INTERMEDIATE_LIFETIME", default_value = "1825d", value_parser = duration)]
-    intermediate_lifetime: time::Duration,
-    /// Leaf certificate lifetime.
-    #[arg(long, env = "BULWARK_LEAF_LIFETIME", default_value = "30d", value_parser = duration)]
-    leaf_lifetime: time::Duration,
-    /// JWT signing key lifetime before it is rotated.
-    #[arg(long, env = "BULWARK_JWT_KEY_LIFETIME", default_value = "90d", value_parser = duration)]
-    jwt_key_lifetime: time::Duration,
-    /// Static token lifetime.
-    #[arg(long, env = "BULWARK_TOKEN_TTL", default_value = "24h", value_parser = duration)]
-    token_ttl: time::Duration,
-    /// Fraction of a lifetime after which an item is renewed.
-    #[arg(long, env = "BULWARK_RENEW_AT", default_value_t = 2.0 / 3.0)]
-    renew_at: f64,
-    /// Certificate key algorithm: ecdsa-p256 or ecdsa-p384.
-    #[arg(long, env = "BULWARK_KEY_ALGORITHM", default_value = "ecdsa-p256")]
-    key_algorithm: KeyAlgorithm,
-    /// JWT signing algorithm: ES256 or RS256.
-    #[arg(long, env = "BULWARK_JWT_ALGORITHM", default_value = "ES256")]
-    jwt_algorithm: JwtAlgorithm,
-    /// Temporal frontend certificate SANs (DNS names or IPs).
-    #[arg(
-        long = "server-san",
-        env = "BULWARK_SERVER_SANS",
-        value_delimiter = ',',
-        default_value = "temporal,temporal-server,localhost,127.0.0.1"
-    )]
-    server_sans: Vec<San>,
-    /// Temporal internode certificate SANs.
-    #[arg(
-        long = "internode-san",
-        env = "BULWARK_INTERNODE_SANS",
-        value_delimiter = ',',
-        default_value = "temporal-internode,localhost,127.0.0.1"
-    )]
-    internode_sans: Vec<San>,
-    /// bulwark-control HTTPS certificate SANs.
-    #[arg(
-        long = "control-san",
-        env = "BULWARK_CONTROL_SANS",
-        value_delimiter = ',',
-        default_value = "bulwark-control,localhost,127.0.0.1"
-    )]
-    control_sans: Vec<San>,
-    /// bulwark-api HTTPS certificate SANs.
-    #[arg(
-        long = "api-san",
-        env = "BULWARK_API_SANS",
-        value_delimiter = ',',
-        default_value = "bulwark-api,localhost,127.0.0.1"
-    )]
-    api_sans: Vec<San>,
-    /// Client identities that get their own certificate.
-    #[arg(
-        long = "identity",
-        env = "BULWARK_IDENTITIES",
-        value_delimiter = ',',
-        default_value = "api,worker,control,admin,ui"
-    )]
-    identities: Vec<Identity>,
-    /// Temporal namespaces the worker and client tokens grant.
-    #[arg(
-        long = "namespace",
-        env = "BULWARK_NAMESPACES",
-        value_delimiter = ',',
-        default_value = "default"
-    )]
-    namespaces: Vec<Namespace>,
+    #[command(flatten)]
+    pki: PkiArgs,
     /// `iss` claim of minted tokens.
     #[arg(long, env = "BULWARK_JWT_ISSUER", default_value = "bulwark")]
     issuer: String,
-    /// `aud` claim of minted tokens; Temporal's `authorization.audience` must match.
-    #[arg(long, env = "BULWARK_JWT_AUDIENCE", default_value = "temporal")]
-    audience: String,
-    /// Trust domain in client certificate URI SANs (spiffe://<domain>/client/<identity>).
-    #[arg(long, env = "BULWARK_TRUST_DOMAIN", default_value = "bulwark.local")]
-    trust_domain: String,
     /// Frontend address written into the Temporal CLI profiles.
     #[arg(
         long,
@@ -193,61 +116,19 @@ struct SettingsArgs {
         default_value = "localhost:7233"
     )]
     temporal_address: String,
-    /// Name clients verify the frontend certificate against.
-    #[arg(long, env = "BULWARK_TEMPORAL_SERVER_NAME", default_value = "temporal")]
-    temporal_server_name: String,
 }
 
 impl SettingsArgs {
     fn into_settings(self) -> anyhow::Result<Settings> {
-        let mut s = Settings::default();
-        s.ca_lifetime = self.ca_lifetime;
-        s.intermediate_lifetime = self.intermediate_lifetime;
-        s.leaf_lifetime = self.leaf_lifetime;
-        s.jwt_key_lifetime = self.jwt_key_lifetime;
-        s.token_ttl = self.token_ttl;
-        s.key_algorithm = self.key_algorithm;
-        s.jwt_algorithm = self.jwt_algorithm;
-        s.server_sans = dedup(self.server_sans);
-        s.internode_sans = dedup(self.internode_sans);
-        s.control_sans = dedup(self.control_sans);
-        s.api_sans = dedup(self.api_sans);
-        s.identities = dedup(self.identities);
-        s.namespaces = dedup(self.namespaces);
-        s.issuer = self.issuer;
-        s.audience = self.audience;
-        s.trust_domain = self.trust_domain;
-        s.temporal_address = self.temporal_address;
-        s.temporal_server_name = self.temporal_server_name;
-
-        s.set_renew_fraction(self.renew_at)?;
-        s.validate()?;
-        Ok(s)
-    }
-}
-
-fn dedup<T: Ord>(mut v: Vec<T>) -> Vec<T> {
-    v.sort();
-    v.dedup();
-    v
-}
-
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BULWARK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+        Ok(self
+            .pki
+            .into_settings(self.issuer, Some(self.temporal_address))?)
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
+    bulwark_process::init_logging(cli.log_format, "info");
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -290,12 +171,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(database::run(
-                &database_url_file,
-                &out,
-                &token_url,
-                &dedup(namespaces),
-            ))?;
+            rt.block_on(database::run(&database_url_file, &out, &token_url, &{
+                let mut n = namespaces;
+                n.sort();
+                n.dedup();
+                n
+            }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { dir, renew_at } => {
@@ -399,5 +280,17 @@ fn print_report(dir: &std::path::Path, report: &bulwark_pki::Report) {
             report.files_written.len(),
             dir.display()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Clap checks argument uniqueness only when parsing; a clash between our flags and the
+    /// flattened PKI settings must fail here, not at start-up.
+    #[test]
+    fn arguments_are_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

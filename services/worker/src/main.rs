@@ -91,50 +91,13 @@ struct Args {
     ready_interval_secs: u64,
     /// Log format: json or text.
     #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text")]
-    log_format: String,
-}
-
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(true);
-    if format.eq_ignore_ascii_case("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    log_format: bulwark_process::LogFormat,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_logging(&args.log_format);
+    bulwark_process::init_logging(args.log_format, "info");
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     // Secret stores.
@@ -200,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
         let shutdown = shutdown.clone();
         let health = health.clone();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            bulwark_process::shutdown_signal().await;
             tracing::info!("shutdown requested: stopping polling, finishing in-flight tasks");
             health.shutting_down.store(true, Ordering::Release);
             shutdown.notify_one();

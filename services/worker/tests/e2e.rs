@@ -73,7 +73,8 @@ impl WorkerProc {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.env("BULWARK_WORKER_LISTEN", listen.to_string())
+        cmd.env("BULWARK_DEPLOYMENT_SECRETS", deployment_file(env, "worker"))
+            .env("BULWARK_WORKER_LISTEN", listen.to_string())
             .env("BULWARK_WORKER_READY_INTERVAL", "1")
             .env("BULWARK_LOG_FORMAT", "json")
             .env_remove("BULWARK_WORKER_CLIENT_ID")
@@ -278,12 +279,16 @@ async fn start_echo_server(certs: &Path) -> SocketAddr {
     addr
 }
 
+/// A service's own deployment secret store, as `bulwark-init database` wrote it.
+fn deployment_file(env: &HashMap<String, String>, client: &str) -> PathBuf {
+    PathBuf::from(&env["BULWARK_DEPLOYMENT_SECRETS_DIR"])
+        .join(bulwark_oauth::deployment_secrets_file(client))
+}
+
 async fn api_client(env: &HashMap<String, String>) -> Client {
     let certs = PathBuf::from(&env["BULWARK_CERTS_DIR"]);
-    let store: Arc<dyn SecretStore> = Arc::new(FileStore::new(
-        "deployment",
-        &env["BULWARK_DEPLOYMENT_SECRETS"],
-    ));
+    let store: Arc<dyn SecretStore> =
+        Arc::new(FileStore::new("deployment", deployment_file(env, "api")));
     let tokens =
         TokenManager::builder(format!("{}/oauth/token", env["BULWARK_CONTROL_URL"]), "api")
             .ca_bundle_file(certs.join("ca.crt"))
@@ -334,8 +339,7 @@ async fn reference_workflows_end_to_end() {
     // App secret store for this run: demo-db, an OAuth client (the worker's own, against
     // control's token endpoint), a planted API key and a wrong one.
     let deployment: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&env["BULWARK_DEPLOYMENT_SECRETS"]).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(deployment_file(&env, "worker")).unwrap()).unwrap();
     let Some((db_user, db_pw)) = demo_db_credential(&env).await else {
         panic!(
             "no demo-db credential: set BULWARK_COMPONENTS_DIR or BULWARK_PG_SUPERUSER_PASSWORD_FILE in the env file"
@@ -599,8 +603,7 @@ async fn readiness_is_red_when_the_worker_cannot_authenticate() {
     let Some(env) = load_env() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let deployment: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&env["BULWARK_DEPLOYMENT_SECRETS"]).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(deployment_file(&env, "worker")).unwrap()).unwrap();
     let wrong = "wrong-secret-planted-e2e-41b7";
     let tq = format!("e2e-noauth-{}", uuid::Uuid::new_v4().simple());
     let mut worker = WorkerProc::start(

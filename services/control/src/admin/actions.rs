@@ -863,8 +863,9 @@ pub async fn rotate_oauth(
         "Earlier secrets of {client} keep working until {}.",
         fmt_time(Some(grace_end))
     )];
-    if let Some(path) = &state.cfg.deployment_secrets {
-        match write_deployment_secret(path, &client, secret.expose()) {
+    if let Some(dir) = &state.cfg.deployment_secrets_dir {
+        let path = dir.join(bulwark_oauth::deployment_secrets_file(&client));
+        match write_deployment_secret(&path, &client, secret.expose()) {
             Ok(true) => notes.push(format!(
                 "Written to the deployment secret store ({}) as {client}_client_secret; services re-read it on their next token refresh.",
                 path.display()
@@ -905,7 +906,11 @@ pub async fn rotate_oauth(
 /// Replace `<client>_client_secret` in a deployment secret store file, atomically and 0600.
 /// Returns false when the file does not hold that client.
 fn write_deployment_secret(path: &Path, client: &str, secret: &str) -> Result<bool, String> {
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| e.to_string())?);
+    let bytes = match std::fs::read(path) {
+        Ok(b) => Zeroizing::new(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e.to_string()),
+    };
     let mut doc: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&bytes).map_err(|e| format!("not a JSON object: {e}"))?;
     let key = format!("{client}_client_secret");

@@ -66,10 +66,11 @@ pub struct AdminConfig {
     pub temporal: Option<TemporalTarget>,
     /// Automatic renewal check interval; `None` disables it.
     pub renew_interval: Option<Duration>,
-    /// A `secretstores.local.file` JSON document holding `<client>_client_secret` entries
-    /// (the deployment secret store). When set, a rotated OAuth secret is also written there
-    /// so the services that read it pick it up within the grace window.
-    pub deployment_secrets: Option<PathBuf>,
+    /// The directory of the per-client deployment secret stores
+    /// (`secretstores.local.file` documents holding `<client>_client_secret`). When set, a
+    /// rotated OAuth secret is also written to its client's file so the service reading it
+    /// picks it up within the grace window.
+    pub deployment_secrets_dir: Option<PathBuf>,
 }
 
 impl AdminConfig {
@@ -91,7 +92,7 @@ impl AdminConfig {
             access_token_ttl: time::Duration::minutes(15),
             temporal: None,
             renew_interval: Some(Duration::from_secs(3600)),
-            deployment_secrets: None,
+            deployment_secrets_dir: None,
         }
     }
 }
