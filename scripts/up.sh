@@ -218,11 +218,19 @@ schemas() {
   SQL_PASSWORD=$(cat "$SECRETS/temporal-db.password"); export SQL_PASSWORD
   for db in temporal:temporal temporal_visibility:visibility; do
     local name=${db%%:*} schema=${db##*:}
-    if ! "$TEMPORAL_BIN_DIR/sql" --db "$name" update-schema --schema-name "postgresql/v12/$schema" >>"$LOGS/schema.log" 2>&1; then
+    local out="$LOGS/schema-$name.last"
+    if ! "$TEMPORAL_BIN_DIR/sql" --db "$name" update-schema --schema-name "postgresql/v12/$schema" >"$out" 2>&1; then
+      cat "$out" >>"$LOGS/schema.log"
+      # Set up only a database that says it has no schema; any other failure is an error, so
+      # a live database is never re-initialised.
+      grep -q 'schema_version.* does not exist' "$out" \
+        || { tail -5 "$out" >&2; die "temporal-sql-tool update-schema failed for $name (log: $LOGS/schema.log)"; }
       "$TEMPORAL_BIN_DIR/sql" --db "$name" setup-schema -v 0.0 >>"$LOGS/schema.log" 2>&1 \
         || { tail -20 "$LOGS/schema.log" >&2; die "temporal-sql-tool setup-schema failed for $name"; }
       "$TEMPORAL_BIN_DIR/sql" --db "$name" update-schema --schema-name "postgresql/v12/$schema" >>"$LOGS/schema.log" 2>&1 \
         || { tail -20 "$LOGS/schema.log" >&2; die "temporal-sql-tool update-schema failed for $name"; }
+    else
+      cat "$out" >>"$LOGS/schema.log"
     fi
   done
   unset SQL_PASSWORD

@@ -7,6 +7,7 @@
 #
 #   tests/compose/run.sh            # everything
 #   BULWARK_COMPOSE_KEEP=1 tests/compose/run.sh   # leave the stack up for inspection
+#   BULWARK_COMPOSE_UP_ONLY=1 tests/compose/run.sh  # only build and bring it up (then keep it)
 #
 # Not in scripts/test.sh by default (BULWARK_TEST_COMPOSE=1 adds it): a cold run installs the
 # container tools, builds a Debian base, a Rust release build of the four services and the
@@ -201,6 +202,11 @@ BULWARK_API_URL_FOR_WORKER=https://bulwark-api:8444
 BULWARK_WORKER_HEALTH_URL=http://127.0.0.1:${BULWARK_TEST_WORKER_HEALTH_PORT:-19102}
 ENV
 step "stack description for the suites: $ENV_FILE"
+if [[ -n ${BULWARK_COMPOSE_UP_ONLY:-} ]]; then
+  BULWARK_COMPOSE_KEEP=1
+  step "BULWARK_COMPOSE_UP_ONLY set: stopping here with the stack up"
+  finish; exit
+fi
 
 # --- properties of the running stack ---------------------------------------------------------
 ids() { compose ps -a -q "$@"; }
@@ -306,13 +312,16 @@ rotation_keeps_grants() {
     -e "BULWARK_TEMPORAL_ADDRESS=localhost:$BULWARK_TEMPORAL_HOST_PORT" -e "BULWARK_CLI_CERTS_DIR=$BULWARK_CLI_CERTS_DIR"
     --entrypoint bulwark-init bulwark-init-db)
   local before; before=$(sha256sum <"$CERTS/client-api.key")
-  "${R[@]}" rotate client-api --dir /certs >"$OUT/rotate-api.log" 2>&1 || { tail -5 "$OUT/rotate-api.log"; return 1; }
+  # compose run's exit status is not reliable through podman's API, so judge by what the
+  # command printed and by the files.
+  "${R[@]}" rotate client-api --dir /certs >"$OUT/rotate-api.log" 2>&1 || true
+  grep -q "client-api *rotated" "$OUT/rotate-api.log" || { tail -5 "$OUT/rotate-api.log"; return 1; }
   [[ $(sha256sum <"$CERTS/client-api.key") != "$before" ]] || { echo "client-api.key unchanged"; return 1; }
   [[ $(stat -c '%g %a' "$CERTS/client-api.key") == "10011 640" ]] || { echo "grant lost: $(stat -c '%g %a' "$CERTS/client-api.key")"; return 1; }
   podman exec "$(compose ps -q bulwark-api | head -1)" sh -c 'cat /certs/client-api.key >/dev/null' || { echo "the API cannot read its rotated key"; return 1; }
   before=$(sha256sum <"$CERTS/temporal-server.key")
-  if "${R[@]}" rotate temporal-server --dir /certs >"$OUT/rotate-temporal.log" 2>&1; then echo "rotation outside group 10010 succeeded"; return 1; fi
-  grep -q "cannot keep group 10010" "$OUT/rotate-temporal.log" || { tail -3 "$OUT/rotate-temporal.log"; return 1; }
+  "${R[@]}" rotate temporal-server --dir /certs >"$OUT/rotate-temporal.log" 2>&1 || true
+  grep -q "cannot keep group 10010" "$OUT/rotate-temporal.log" || { echo "not refused: $(tail -3 "$OUT/rotate-temporal.log")"; return 1; }
   [[ $(sha256sum <"$CERTS/temporal-server.key") == "$before" && $(stat -c '%g %a' "$CERTS/temporal-server.key") == "10010 640" ]] \
     || { echo "temporal-server.key changed after a refused rotation"; return 1; }
   echo "client-api rotated, still group 10011/0640 and read by the API; temporal-server refused ($(grep -o 'cannot keep group 10010[^(]*' "$OUT/rotate-temporal.log" | head -1)), unchanged"
@@ -339,6 +348,8 @@ run_suite() { # run_suite NAME PATH
   step "suite $name: $line in $((SECONDS - t0))s"
 }
 run_suite conformance tests/conformance/conformance.py
+# The suite restarts Temporal and Postgres; say if Temporal needed its restart policy after.
+step "temporal container restarts so far: $(podman inspect --format '{{.RestartCount}}' "$(compose ps -q temporal)" 2>/dev/null || echo '?')"
 [[ -f $ROOT/tests/workflows/workflows.py ]] && run_suite workflows tests/workflows/workflows.py
 check "a rotation keeps each key's group grant; a writer outside the group is refused" rotation_keeps_grants
 

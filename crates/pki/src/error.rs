@@ -19,7 +19,7 @@ pub enum Error {
     /// A secret file grants read access to a group (mode 0640) and its replacement could not
     /// be given that group, usually because the writer is not a member of it.
     #[error(
-        "cannot keep group {gid}'s read access to {path}: {source} (the writing process must be a member of group {gid}, e.g. compose `group_add`)"
+        "cannot keep group {gid}'s read access to {path} (the writing process must be a member of group {gid}, e.g. compose `group_add`)"
     )]
     GroupGrant {
         path: PathBuf,

@@ -43,6 +43,10 @@ struct Config {
     /// How often certificates and the signing key are re-read from disk.
     #[arg(long, env = "BULWARK_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     reload_interval: Duration,
+    /// How long start-up keeps retrying the database (it may still be starting, e.g. right
+    /// after `docker compose up`) before giving up.
+    #[arg(long, env = "BULWARK_DATABASE_CONNECT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    database_connect_timeout: Duration,
     #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text")]
     log_format: bulwark_process::LogFormat,
     #[command(flatten)]
@@ -58,12 +62,11 @@ async fn main() -> anyhow::Result<()> {
         std::fs::read_to_string(&cfg.database_url_file)
             .with_context(|| format!("reading {}", cfg.database_url_file.display()))?,
     );
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(url.trim())
+    let pool = bulwark_oauth::connect_with_retry(url.trim(), 16, cfg.database_connect_timeout)
         .await
-        .context("connecting to the Bulwark database")?;
+        .context(
+            "connecting to the Bulwark database (check the URL file and that Postgres runs)",
+        )?;
     let key = Arc::new(KeyFile::open(
         cfg.certs_dir.join("temporal-jwt-private.key"),
         cfg.reload_interval,

@@ -77,6 +77,7 @@ fn read_json(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 pub async fn run(
     url_file: &Path,
     out: &Path,
+    connect_within: std::time::Duration,
     token_url: &str,
     namespaces: &[Namespace],
 ) -> anyhow::Result<()> {
@@ -84,10 +85,7 @@ pub async fn run(
         std::fs::read_to_string(url_file)
             .with_context(|| format!("reading {}", url_file.display()))?,
     );
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect(url.trim())
+    let pool = bulwark_oauth::connect_with_retry(url.trim(), 2, connect_within)
         .await
         .context(
             "connecting to the Bulwark database (check the URL file and that Postgres runs)",

@@ -75,6 +75,10 @@ enum Command {
         /// Directory for the operator credentials and the deployment secret store (0700).
         #[arg(long, env = "BULWARK_CREDENTIALS_DIR")]
         out: PathBuf,
+        /// How long to keep retrying the database before giving up (it may still be
+        /// starting, or its name not yet resolvable in a container network).
+        #[arg(long, env = "BULWARK_DATABASE_CONNECT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+        connect_timeout: std::time::Duration,
         /// Token endpoint written into the operator credentials.
         #[arg(
             long,
@@ -165,18 +169,25 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Database {
             database_url_file,
             out,
+            connect_timeout,
             token_url,
             namespaces,
         } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(database::run(&database_url_file, &out, &token_url, &{
-                let mut n = namespaces;
-                n.sort();
-                n.dedup();
-                n
-            }))?;
+            rt.block_on(database::run(
+                &database_url_file,
+                &out,
+                connect_timeout,
+                &token_url,
+                &{
+                    let mut n = namespaces;
+                    n.sort();
+                    n.dedup();
+                    n
+                },
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { dir, renew_at } => {
