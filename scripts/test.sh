@@ -59,6 +59,13 @@ run tests/browser/run.sh
 step "workflows end to end through bulwark-api"
 run "$VENV/bin/python" tests/workflows/workflows.py --env "$STATE/env"
 
+# Last, because they rotate the stack's material: every rotation under 25 starts/s, then an
+# expired leaf recovered from the command line with control stopped.
+step "rotation under load (admin page, 25 workflow starts/s)"
+run "$VENV/bin/python" tests/rotation/under_load.py --env "$STATE/env"
+step "recovery of an expired leaf from the command line"
+run "$VENV/bin/python" tests/rotation/recovery.py --env "$STATE/env"
+
 if [[ ${BULWARK_TEST_COMPOSE:-0} == 1 ]]; then
   step "docker compose files under podman (BULWARK_TEST_COMPOSE=1)"
   run tests/compose/run.sh
