@@ -32,6 +32,9 @@ started_here=0
 if [[ ${BULWARK_KEEP_UP:-0} != 1 && $started_here == 1 ]]; then
   trap 'step "stop the native stack"; scripts/down.sh' EXIT
 fi
+# Temporal re-reads its certificates this often; short, as the rotation tests wait on it.
+# Only for a stack started here: a running one keeps (and .bulwark/env records) its own.
+if ((started_here)); then export BULWARK_TLS_REFRESH_INTERVAL=${BULWARK_TLS_REFRESH_INTERVAL:-10s}; fi
 scripts/up.sh || { echo "--- FAILED: scripts/up.sh"; exit 1; }
 set -a; source "$STATE/env"; set +a
 

@@ -62,7 +62,8 @@ grant() {
   d=$1 g=$2; shift 2
   for f in "$@"; do
     [ -f "$d/$f" ] || die "$d/$f is missing; cannot grant it to group $g"
-    chgrp "$g" "$d/$f" && chmod 0640 "$d/$f"
+    chgrp "$g" "$d/$f" || die "cannot give $d/$f to group $g"
+    chmod 0640 "$d/$f" || die "cannot make $d/$f readable by group $g"
   done
 }
 

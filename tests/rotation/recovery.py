@@ -2,7 +2,8 @@
 """Recovery from the command line after a leaf expired, with the admin page unreachable.
 
 Against the native stack (scripts/up.sh): bulwark-control is stopped (no page), the Temporal
-server certificate is re-issued with a 40-second lifetime and allowed to expire; fresh
+server certificate is re-issued with a lifetime just over Temporal's TLS refresh interval
+and allowed to expire; fresh
 connections are then refused and `bulwark-init verify` names the expired item. `bulwark-init
 rotate temporal-server` restores service: the new certificate is served on a fresh handshake,
 a fresh client works again and `verify` is clean. Control is started again at the end.
@@ -38,6 +39,12 @@ def handshake(address: str, server_name: str, certs: Path) -> str:
     with socket.create_connection((host, int(port)), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname=server_name) as s:
             return hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest()
+
+
+def refresh_seconds(value: str) -> int:
+    """Temporal's TLS refreshInterval as the stack was started with it (`10s`, `1m`, `90`)."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
 
 
 def item(certs: Path, name: str) -> dict:
@@ -80,10 +87,12 @@ async def main() -> int:
     try:
         async def expire() -> str:
             assert stopped.returncode == 0, f"down.sh control: {stopped.stderr[-300:]}"
-            out = cli("rotate", "temporal-server", "--dir", str(certs), BULWARK_LEAF_LIFETIME="40s")
+            # Long enough for Temporal to load it (its TLS refresh interval) before it expires.
+            lifetime = refresh_seconds(env.get("BULWARK_TLS_REFRESH_INTERVAL", "1m")) + 40
+            out = cli("rotate", "temporal-server", "--dir", str(certs), BULWARK_LEAF_LIFETIME=f"{lifetime}s")
             assert out.returncode == 0, out.stderr[-500:]
             short = item(certs, "temporal-server")
-            await served(short["fingerprint"], 90)
+            await served(short["fingerprint"], lifetime - 10)
             await fresh_client_lists()  # valid for now
             not_after = datetime.fromisoformat(short["not_after"].replace("Z", "+00:00"))
             await asyncio.sleep(max(0.0, (not_after - datetime.now(timezone.utc)).total_seconds()) + 2)
@@ -103,7 +112,7 @@ async def main() -> int:
             v = cli("verify", "--dir", str(certs))
             assert v.returncode != 0 and "temporal-server" in v.stdout + v.stderr and "expired" in v.stdout + v.stderr, \
                 f"verify did not name the expired item: {v.returncode} {v.stdout[-300:]}"
-            return f"control stopped; 40 s certificate served, then expired: handshake '{refusal}', SDK {client_error}, verify exit {v.returncode} naming temporal-server"
+            return f"control stopped; a {lifetime} s certificate served, then expired: handshake '{refusal}', SDK {client_error}, verify exit {v.returncode} naming temporal-server"
 
         async def restore() -> str:
             before = item(certs, "temporal-server")["fingerprint"]

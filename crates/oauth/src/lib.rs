@@ -27,6 +27,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 
 /// Connect to the Bulwark database, retrying with backoff for up to `within`: at start-up
 /// the database (or the name that reaches it, in a container network) may not answer yet.
+/// An answer from the server (e.g. authentication failed) or a malformed URL fails at once.
 /// Each failure is logged with its error only, never the URL, which holds a password.
 pub async fn connect_with_retry(
     url: &str,
@@ -45,6 +46,11 @@ pub async fn connect_with_retry(
             .await;
         match result {
             Ok(pool) => return Ok(pool),
+            // The server answered (wrong password, no such database) or the URL is malformed:
+            // waiting will not change that.
+            Err(e @ (sqlx::Error::Database(_) | sqlx::Error::Configuration(_))) => {
+                return Err(Error::Database(e));
+            }
             Err(e) if tokio::time::Instant::now() + wait < deadline => {
                 tracing::warn!(
                     error = %e,

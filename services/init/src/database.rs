@@ -16,6 +16,8 @@ pub const OPERATOR_FILE: &str = "operator-credentials.json";
 /// Clients whose credentials go to a deployment secret store of their own
 /// ([`bulwark_oauth::deployment_secrets_file`], a `secretstores.local.file` JSON document).
 const SERVICE_CLIENTS: [&str; 2] = ["api", "worker"];
+/// The shared deployment secret store of earlier versions, migrated and removed.
+const LEGACY_DEPLOYMENT_SECRETS: &str = "deployment-secrets.json";
 /// The application secret store of the native stack, holding the reference workflows'
 /// demo credentials (a `secretstores.local.file` JSON document).
 pub const APP_SECRETS: &str = "app-secrets.json";
@@ -97,8 +99,18 @@ pub async fn run(
     bulwark_pki::fs::ensure_dir(out)?;
     let operator_path = out.join(OPERATOR_FILE);
     let mut services: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
+    // Before one file per client, both lived in one shared file: carry their entries over
+    // (instead of re-keying clients that still work) and remove it once the new files exist.
+    let legacy_path = out.join(LEGACY_DEPLOYMENT_SECRETS);
+    let legacy = read_json(&legacy_path)?;
     for id in SERVICE_CLIENTS {
-        services.insert(id, read_json(&out.join(deployment_secrets_file(id)))?);
+        let mut own = read_json(&out.join(deployment_secrets_file(id)))?;
+        for key in [format!("{id}_client_id"), format!("{id}_client_secret")] {
+            if let (false, Some(v)) = (own.contains_key(&key), legacy.get(&key)) {
+                own.insert(key, v.clone());
+            }
+        }
+        services.insert(id, own);
     }
     let app_path = out.join(APP_SECRETS);
     let mut app: serde_json::Map<String, serde_json::Value> = match std::fs::read(&app_path) {
@@ -203,6 +215,11 @@ pub async fn run(
         tracing::info!(file = %out.join(ADMIN_PASSWORD).display(), "admin password written");
     }
     write_all(out, &files)?;
+    if legacy_path.exists() {
+        std::fs::remove_file(&legacy_path)
+            .with_context(|| format!("removing the migrated {}", legacy_path.display()))?;
+        tracing::info!(file = %legacy_path.display(), "shared deployment secret store split per client and removed");
+    }
     println!(
         "database migrated; OAuth clients api, worker, http-demo, operator registered; credentials in {}",
         out.display()

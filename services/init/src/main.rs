@@ -72,7 +72,8 @@ enum Command {
         /// File holding the database URL (contains a password, so never a flag).
         #[arg(long, env = "BULWARK_DATABASE_URL_FILE")]
         database_url_file: PathBuf,
-        /// Directory for the operator credentials and the deployment secret store (0700).
+        /// Directory for the operator credentials and the per-client deployment secret stores
+        /// (created 0700).
         #[arg(long, env = "BULWARK_CREDENTIALS_DIR")]
         out: PathBuf,
         /// How long to keep retrying the database before giving up (it may still be
