@@ -27,7 +27,7 @@ wait_healthy() {
     ids=$(compose ps -q "$s" 2>/dev/null || true)
     [[ -n $ids ]] || ok=0
     for id in $ids; do
-      podman healthcheck run "$id" >/dev/null 2>&1 || true
+      timeout 15 podman healthcheck run "$id" >/dev/null 2>&1 || true
       st=$(podman inspect --format '{{.State.Health.Status}}' "$id" 2>/dev/null || echo none)
       [[ $st == healthy ]] || ok=0
     done

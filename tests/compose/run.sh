@@ -79,11 +79,12 @@ start_api() {
   curl -fsS --unix-socket "$SOCK" http://d/_ping >/dev/null || { fail "podman API socket $SOCK"; finish; exit 1; }
   # podman schedules health checks with systemd timers; there is no systemd here, so run them
   # the way the Docker daemon would: every few seconds for each container of the project.
+  # Each check is bounded: one hung `podman healthcheck run` once stalled every later check.
   (
     while sleep 3; do
       podman ps --format '{{.ID}} {{index .Labels "com.docker.compose.project"}}' 2>/dev/null | while read -r id project; do
         [[ $project == "$COMPOSE_PROJECT_NAME" || $project == "$COMPOSE_PROJECT_NAME-prod" ]] || continue
-        podman healthcheck run "$id" >/dev/null 2>&1 || true
+        timeout 15 podman healthcheck run "$id" >/dev/null 2>&1 || true
       done
     done
   ) &
@@ -95,7 +96,7 @@ start_api() {
     podman events --filter type=container --filter event=start --format '{{.ID}}' 2>/dev/null | while read -r id; do
       project=$(podman inspect --format '{{index .Config.Labels "com.docker.compose.project"}}' "$id" 2>/dev/null || true)
       [[ $project == "$COMPOSE_PROJECT_NAME" || $project == "$COMPOSE_PROJECT_NAME-prod" ]] || continue
-      podman healthcheck run "$id" >/dev/null 2>&1 &
+      timeout 15 podman healthcheck run "$id" >/dev/null 2>&1 &
     done
   ) &
   events_pid=$!
@@ -439,7 +440,7 @@ wait_healthy_p() { # wait_healthy_p SERVICE SECONDS COMPOSE...: wait_healthy for
   while :; do
     all=1
     for id in $("$@" ps -q "$s"); do
-      podman healthcheck run "$id" >/dev/null 2>&1 || true
+      timeout 15 podman healthcheck run "$id" >/dev/null 2>&1 || true
       st=$(podman inspect --format '{{.State.Health.Status}}' "$id"); [[ $st == healthy ]] || all=0
     done
     [[ -n $("$@" ps -q "$s") ]] || all=0
