@@ -79,7 +79,7 @@ start_api() {
   curl -fsS --unix-socket "$SOCK" http://d/_ping >/dev/null || { fail "podman API socket $SOCK"; finish; exit 1; }
   # podman schedules health checks with systemd timers; there is no systemd here, so run them
   # the way the Docker daemon would: every few seconds for each container of the project.
-  # Each check is bounded: one hung `podman healthcheck run` once stalled every later check.
+  # Each check is bounded, so one hung `podman healthcheck run` cannot stall all later ones.
   (
     while sleep 3; do
       podman ps --format '{{.ID}} {{index .Labels "com.docker.compose.project"}}' 2>/dev/null | while read -r id project; do
