@@ -186,9 +186,11 @@ impl InputError {
     }
 }
 
-/// Field names that indicate a secret value was put where a reference belongs.
-const SECRET_FIELD_NAMES: [&str; 12] = [
+/// Key names that carry secret values. Inputs end up in Temporal history, so a secret there
+/// is a leak; callers must pass a credential reference instead.
+const SECRET_FIELD_NAMES: [&str; 14] = [
     "password",
+    "passwd",
     "secret",
     "client_secret",
     "token",
@@ -198,9 +200,46 @@ const SECRET_FIELD_NAMES: [&str; 12] = [
     "apikey",
     "private_key",
     "key_pem",
-    "authorization",
     "passphrase",
+    "authorization",
+    "bearer",
 ];
+
+/// Whether an object key names a secret: one of [`SECRET_FIELD_NAMES`] or ending in
+/// `_<name>` (`db_password`), ignoring case and `-` vs `_` (`API-Key`).
+fn is_secret_key(key: &str) -> bool {
+    let norm = key.to_ascii_lowercase().replace('-', "_");
+    SECRET_FIELD_NAMES
+        .iter()
+        .any(|s| norm == *s || norm.strip_suffix(s).is_some_and(|head| head.ends_with('_')))
+}
+
+/// The path (below `root`, e.g. `input.items[0].API-Key`) of the first key anywhere in
+/// `value` that names a secret. The one rule for the API (refusing a start) and the worker
+/// (refusing an input), so the two cannot disagree about what counts as a secret.
+pub fn secret_field_path(value: &serde_json::Value, root: &str) -> Option<String> {
+    let at = |k: &str| {
+        if root.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{root}.{k}")
+        }
+    };
+    match value {
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if is_secret_key(k) {
+                Some(at(k))
+            } else {
+                secret_field_path(v, &at(k))
+            }
+        }),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| secret_field_path(v, &format!("{root}[{i}]"))),
+        _ => None,
+    }
+}
 
 /// Fails when any object key in `value` (at any depth) looks like a secret field, e.g.
 /// `password`. Inputs must carry references (`{"name", "credential_type", "store_name"}`).
@@ -208,37 +247,7 @@ pub fn reject_secret_fields(
     workflow_type: &str,
     value: &serde_json::Value,
 ) -> Result<(), InputError> {
-    fn walk(v: &serde_json::Value, path: &mut Vec<String>) -> Option<String> {
-        match v {
-            serde_json::Value::Object(map) => {
-                for (k, child) in map {
-                    let lower = k.to_ascii_lowercase();
-                    if SECRET_FIELD_NAMES.contains(&lower.as_str()) {
-                        path.push(k.clone());
-                        return Some(path.join("."));
-                    }
-                    path.push(k.clone());
-                    if let Some(p) = walk(child, path) {
-                        return Some(p);
-                    }
-                    path.pop();
-                }
-                None
-            }
-            serde_json::Value::Array(items) => {
-                for (i, child) in items.iter().enumerate() {
-                    path.push(i.to_string());
-                    if let Some(p) = walk(child, path) {
-                        return Some(p);
-                    }
-                    path.pop();
-                }
-                None
-            }
-            _ => None,
-        }
-    }
-    match walk(value, &mut Vec::new()) {
+    match secret_field_path(value, "") {
         Some(path) => Err(InputError::new(
             workflow_type,
             format!(
@@ -453,6 +462,29 @@ mod tests {
         let v = json!({"credential": {"name": "x", "credential_type": "api_key"},
                        "url": "https://h/", "headers": [{"Authorization": "Bearer zzz"}]});
         assert!(HttpCallInput::from_json(&v).is_err());
+    }
+
+    #[test]
+    fn one_rule_finds_secret_keys_at_any_depth_and_spelling() {
+        let path = |v| secret_field_path(&v, "input");
+        assert_eq!(
+            path(json!({"db": {"password": "x"}})),
+            Some("input.db.password".into())
+        );
+        assert_eq!(
+            path(json!({"items": [{"API-Key": "x"}]})),
+            Some("input.items[0].API-Key".into())
+        );
+        assert_eq!(
+            path(json!({"db_password": "x"})),
+            Some("input.db_password".into())
+        );
+        assert_eq!(path(json!({"Bearer": "x"})), Some("input.Bearer".into()));
+        // Names that merely contain a secret word are not secrets.
+        assert_eq!(
+            path(json!({"max_tokens": 3, "tokenizer": "x", "credential_type": "basic"})),
+            None
+        );
     }
 
     #[test]

@@ -43,5 +43,5 @@ pub use credentials::StoreCredentialSource;
 pub use definitions::{
     DEFAULT_TASK_QUEUE, DatabaseQueryInput, DatabaseQueryOutput, GreetingInput, GreetingOutput,
     HttpCallInput, HttpCallOutput, InputError, NamedQuery, activity, failure_type,
-    reject_secret_fields, validate_input, workflow,
+    reject_secret_fields, secret_field_path, validate_input, workflow,
 };

@@ -9,25 +9,6 @@ use serde_json::Value;
 pub const WORKFLOW_TYPES: [&str; 3] = ["Greeting", "DatabaseQuery", "HttpCall"];
 pub const DEFAULT_TASK_QUEUE: &str = "bulwark-default";
 
-/// Input keys that carry secret values. Inputs end up in Temporal history, so a secret there
-/// is a leak; callers must pass a credential reference instead.
-const SECRET_KEYS: [&str; 14] = [
-    "password",
-    "passwd",
-    "secret",
-    "client_secret",
-    "token",
-    "access_token",
-    "refresh_token",
-    "api_key",
-    "apikey",
-    "private_key",
-    "key_pem",
-    "passphrase",
-    "authorization",
-    "bearer",
-];
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
@@ -53,29 +34,6 @@ fn id_ok(s: &str) -> bool {
         && s.len() <= 200
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-}
-
-/// Find a secret-looking key anywhere in `v`, returning its JSON path.
-fn secret_key(v: &Value, path: &str) -> Option<String> {
-    match v {
-        Value::Object(map) => map.iter().find_map(|(k, v)| {
-            let here = format!("{path}.{k}");
-            let norm = k.to_ascii_lowercase().replace('-', "_");
-            if SECRET_KEYS
-                .iter()
-                .any(|s| norm == *s || norm.ends_with(&format!("_{s}")))
-            {
-                Some(here)
-            } else {
-                secret_key(v, &here)
-            }
-        }),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| secret_key(v, &format!("{path}[{i}]"))),
-        _ => None,
-    }
 }
 
 impl StartBody {
@@ -110,7 +68,7 @@ impl StartBody {
             v @ Value::Object(_) => v,
             _ => return Err("input must be a JSON object".into()),
         };
-        if let Some(path) = secret_key(&input, "input") {
+        if let Some(path) = bulwark_temporal::secret_field_path(&input, "input") {
             return Err(format!(
                 "{path} looks like a secret value; secrets never go into workflow input. Store it in a secret store and pass a reference in \"credentials\": [{{\"name\": ..., \"credential_type\": ..., \"store_name\": ...}}]"
             ));
