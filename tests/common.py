@@ -4,7 +4,11 @@ a check runner that prints one line per check and a final tally, and Temporal cl
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
+import socket
+import ssl
 import sys
 import time
 import traceback
@@ -114,3 +118,21 @@ async def expect_denied(call: Callable[[], Awaitable[object]]) -> str:
             return e.status.name
         raise AssertionError(f"expected denial, got {e.status.name}: {e}") from e
     raise AssertionError("call was allowed")
+
+
+def server_fingerprint(address: str, server_name: str, certs: Path) -> str:
+    """SHA-256 of the leaf Temporal presents on a fresh, fully verified mTLS handshake
+    (with the admin client certificate); raises when the handshake is refused."""
+    host, port = address.rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    ctx.load_cert_chain(certs / "client-admin.crt", certs / "client-admin.key")
+    ctx.set_alpn_protocols(["h2"])
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_name) as s:
+            return hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest()
+
+
+def manifest_item(certs: Path, item_id: str) -> dict:
+    """One entry of the certs directory's inventory (manifest.json)."""
+    items = json.loads((certs / "manifest.json").read_text())["items"]
+    return next(i for i in items if i["id"] == item_id)

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import json
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -27,28 +24,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import ROOT, Runner, Stack, load_env  # noqa: E402
-
-
-def handshake(address: str, server_name: str, certs: Path) -> str:
-    """SHA-256 of the leaf on a fresh, fully verified mTLS handshake (raises when refused)."""
-    host, port = address.rsplit(":", 1)
-    ctx = ssl.create_default_context(cafile=str(certs / "ca.crt"))
-    ctx.load_cert_chain(certs / "client-admin.crt", certs / "client-admin.key")
-    ctx.set_alpn_protocols(["h2"])
-    with socket.create_connection((host, int(port)), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname=server_name) as s:
-            return hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest()
+from common import ROOT, Runner, Stack, load_env, manifest_item, server_fingerprint  # noqa: E402
 
 
 def refresh_seconds(value: str) -> int:
     """Temporal's TLS refreshInterval as the stack was started with it (`10s`, `1m`, `90`)."""
     units = {"s": 1, "m": 60, "h": 3600}
     return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
-
-
-def item(certs: Path, name: str) -> dict:
-    return next(i for i in json.loads((certs / "manifest.json").read_text())["items"] if i["id"] == name)
 
 
 async def main() -> int:
@@ -76,7 +58,7 @@ async def main() -> int:
         deadline = time.monotonic() + within
         while True:
             try:
-                if handshake(address, server_name, certs) == fingerprint:
+                if server_fingerprint(address, server_name, certs) == fingerprint:
                     return
             except (ssl.SSLError, OSError):
                 pass
@@ -91,13 +73,13 @@ async def main() -> int:
             lifetime = refresh_seconds(env.get("BULWARK_TLS_REFRESH_INTERVAL", "1m")) + 40
             out = cli("rotate", "temporal-server", "--dir", str(certs), BULWARK_LEAF_LIFETIME=f"{lifetime}s")
             assert out.returncode == 0, out.stderr[-500:]
-            short = item(certs, "temporal-server")
+            short = manifest_item(certs, "temporal-server")
             await served(short["fingerprint"], lifetime - 10)
             await fresh_client_lists()  # valid for now
             not_after = datetime.fromisoformat(short["not_after"].replace("Z", "+00:00"))
             await asyncio.sleep(max(0.0, (not_after - datetime.now(timezone.utc)).total_seconds()) + 2)
             try:
-                handshake(address, server_name, certs)
+                server_fingerprint(address, server_name, certs)
                 raise AssertionError("a handshake with the expired certificate succeeded")
             except ssl.SSLCertVerificationError as e:
                 assert "expired" in str(e), str(e)
@@ -115,10 +97,10 @@ async def main() -> int:
             return f"control stopped; a {lifetime} s certificate served, then expired: handshake '{refusal}', SDK {client_error}, verify exit {v.returncode} naming temporal-server"
 
         async def restore() -> str:
-            before = item(certs, "temporal-server")["fingerprint"]
+            before = manifest_item(certs, "temporal-server")["fingerprint"]
             out = cli("rotate", "temporal-server", "--dir", str(certs))
             assert out.returncode == 0, out.stderr[-500:]
-            fresh = item(certs, "temporal-server")
+            fresh = manifest_item(certs, "temporal-server")
             assert fresh["fingerprint"] != before
             t0 = time.monotonic()
             await served(fresh["fingerprint"], 120)

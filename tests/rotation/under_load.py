@@ -23,7 +23,6 @@ import http.cookiejar
 import json
 import os
 import re
-import socket
 import ssl
 import sys
 import threading
@@ -34,7 +33,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import Runner, Stack, load_env  # noqa: E402
+from common import Runner, Stack, load_env, manifest_item, server_fingerprint  # noqa: E402
 
 
 class Admin:
@@ -136,22 +135,6 @@ class Load:
         for t in self.pool:
             t.join()
         return len(self.started) / max(time.monotonic() - self.t0, 1e-9)
-
-
-def server_fingerprint(address: str, server_name: str, certs: Path) -> str:
-    """SHA-256 of the leaf Temporal presents on a fresh mTLS handshake."""
-    host, port = address.rsplit(":", 1)
-    ctx = ssl.create_default_context(cafile=str(certs / "ca.crt"))
-    ctx.load_cert_chain(certs / "client-admin.crt", certs / "client-admin.key")
-    ctx.set_alpn_protocols(["h2"])
-    with socket.create_connection((host, int(port)), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname=server_name) as s:
-            return hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest()
-
-
-def manifest_item(certs: Path, item: str) -> dict:
-    items = json.loads((certs / "manifest.json").read_text())["items"]
-    return next(i for i in items if i["id"] == item)
 
 
 def jwt_kid(token: str) -> str:
