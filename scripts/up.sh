@@ -33,8 +33,14 @@ as_pg() { runuser -u postgres -- "$@"; }
 [[ $FRONTEND_PORT =~ ^[0-9]+$ ]] || die "BULWARK_TEMPORAL_FRONTEND_PORT must be a port number, got '$FRONTEND_PORT'"
 
 "$ROOT/scripts/install.sh"
+# Everything under .bulwark/ holds or reveals secrets: files 0600, directories 0700. The state
+# directory itself is 0710 root:postgres only so the postgres user can reach its own data
+# directory below it (nobody can list it).
+umask 077
 mkdir -p "$LOGS" "$RUN" "$SECRETS"
-chmod 755 "$STATE"; chmod 700 "$SECRETS"
+chgrp postgres "$STATE" 2>/dev/null || true
+chmod 710 "$STATE"; chmod 700 "$SECRETS" "$LOGS" "$RUN"
+find "$LOGS" -type f -exec chmod 600 {} + 2>/dev/null || true
 TEMPORAL_CLI="$VENV/bin/temporal"
 
 # --- Bulwark binaries --------------------------------------------------------------------
@@ -44,6 +50,10 @@ if [[ -z $BIN ]]; then
   (cd "$ROOT" && cargo build -q -p bulwark-init -p bulwark-control -p bulwark-api -p bulwark-worker) || die "cargo build failed"
   BIN="$ROOT/target/debug"
 fi
+
+# psql_secret VAR FILE: a psql meta-command that sets :VAR to FILE's content, for a script
+# fed on stdin (so the value is never an argument). Secrets here are hex, but quote anyway.
+psql_secret() { printf "\\set %s '%s'\n" "$1" "$(sed "s/'/''/g" "$2")"; }
 
 secret_file() { # secret_file NAME -> path of a generated-once 0600 random secret
   local f="$SECRETS/$1"
@@ -79,15 +89,17 @@ postgres_up() {
     log "Postgres already running"
   else
     log "starting Postgres on 127.0.0.1:$PG_PORT"
-    touch "$LOGS/postgres.log"; chown postgres "$LOGS/postgres.log"
-    as_pg "$PG_BIN/pg_ctl" -D "$PGDIR/data" -l "$LOGS/postgres.log" -w -t 60 start \
+    # The server log lives in Postgres's own 0700 directory: the postgres user cannot enter
+    # the 0700 logs directory.
+    local pglog="$PGDIR/postgres.log"
+    touch "$pglog"; chown postgres "$pglog"; chmod 600 "$pglog"
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDIR/data" -l "$pglog" -w -t 60 start \
       -o "-p $PG_PORT -h 127.0.0.1 -k $PGDIR/run" >/dev/null \
-      || { tail -20 "$LOGS/postgres.log" >&2; die "Postgres did not start (port $PG_PORT in use?)"; }
+      || { tail -20 "$pglog" >&2; die "Postgres did not start (port $PG_PORT in use?)"; }
   fi
   head -1 "$PGDIR/data/postmaster.pid" >"$RUN/postgres.pid"
-  local tpw bpw; tpw=$(cat "$(secret_file temporal-db.password)"); bpw=$(cat "$(secret_file bulwark-db.password)")
-  as_pg psql -h "$PGDIR/run" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
-    -v tpw="$tpw" -v bpw="$bpw" >"$LOGS/psql.log" 2>&1 <<'SQL' || { cat "$LOGS/psql.log" >&2; die "creating Postgres roles failed"; }
+  # Passwords never go on a command line (ps shows it): psql reads them from stdin.
+  { psql_secret tpw "$(secret_file temporal-db.password)"; psql_secret bpw "$(secret_file bulwark-db.password)"; cat <<'SQL'; } |
 SELECT format('CREATE ROLE temporal LOGIN PASSWORD %L', :'tpw') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'temporal') \gexec
 SELECT format('ALTER ROLE temporal PASSWORD %L', :'tpw') \gexec
 SELECT format('CREATE ROLE bulwark LOGIN PASSWORD %L', :'bpw') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bulwark') \gexec
@@ -98,6 +110,8 @@ SELECT 'CREATE DATABASE bulwark OWNER bulwark' WHERE NOT EXISTS (SELECT FROM pg_
 -- Only each database's owner may connect; Postgres grants CONNECT to PUBLIC by default.
 REVOKE ALL ON DATABASE temporal, temporal_visibility, bulwark FROM PUBLIC;
 SQL
+    as_pg psql -h "$PGDIR/run" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q >"$LOGS/psql.log" 2>&1 \
+    || { cat "$LOGS/psql.log" >&2; die "creating Postgres roles failed"; }
 }
 
 bulwark_db() {
@@ -114,8 +128,7 @@ bulwark_db() {
 # credential references to the stores.
 demo_data() {
   local pw_file; pw_file=$(secret_file demo-reader.password)
-  as_pg psql -h "$PGDIR/run" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
-    -v pw="$(cat "$pw_file")" >>"$LOGS/psql.log" 2>&1 <<'SQL' || { tail -20 "$LOGS/psql.log" >&2; die "provisioning the demo database failed"; }
+  { psql_secret pw "$pw_file"; cat <<'SQL'; } |
 SELECT format('CREATE ROLE bulwark_reader LOGIN PASSWORD %L', :'pw') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bulwark_reader') \gexec
 SELECT format('ALTER ROLE bulwark_reader PASSWORD %L NOSUPERUSER NOCREATEDB NOCREATEROLE', :'pw') \gexec
 SELECT 'CREATE DATABASE demo' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'demo') \gexec
@@ -128,6 +141,8 @@ REVOKE ALL ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO bulwark_reader;
 GRANT SELECT ON inventory TO bulwark_reader;
 SQL
+    as_pg psql -h "$PGDIR/run" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q >>"$LOGS/psql.log" 2>&1 \
+    || { tail -20 "$LOGS/psql.log" >&2; die "provisioning the demo database failed"; }
   local app="$CREDENTIALS/app-secrets.json"
   DEMO_PW_FILE="$pw_file" APP="$app" python3 - <<'PY' || die "writing $CREDENTIALS/app-secrets.json failed"
 import json, os
@@ -270,14 +285,15 @@ temporal_up() {
 }
 
 namespaces() {
-  local token; token=$(cat "$CERTS/system-token.jwt")
+  # The CLI reads the token from TEMPORAL_API_KEY: never a command-line argument (ps shows it).
+  local -x TEMPORAL_API_KEY; TEMPORAL_API_KEY=$(cat "$CERTS/system-token.jwt")
   IFS=, read -ra nss <<<"$NAMESPACES"
   for ns in "${nss[@]}"; do
-    if "$TEMPORAL_CLI" operator namespace describe --namespace "$ns" "${tls_args[@]}" --api-key "$token" >/dev/null 2>&1; then
+    if "$TEMPORAL_CLI" operator namespace describe --namespace "$ns" "${tls_args[@]}" >/dev/null 2>&1; then
       continue
     fi
     log "creating namespace $ns"
-    "$TEMPORAL_CLI" operator namespace create --namespace "$ns" --retention 72h "${tls_args[@]}" --api-key "$token" >>"$LOGS/namespaces.log" 2>&1 \
+    "$TEMPORAL_CLI" operator namespace create --namespace "$ns" --retention 72h "${tls_args[@]}" >>"$LOGS/namespaces.log" 2>&1 \
       || { cat "$LOGS/namespaces.log" >&2; die "creating namespace $ns failed"; }
   done
 }

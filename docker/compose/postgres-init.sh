@@ -5,10 +5,13 @@
 set -euo pipefail
 pw() { local f=$1; [[ -s $f ]] || { echo "postgres-init: missing $f" >&2; exit 1; }; tr -d '\n' <"$f"; }
 S=${BULWARK_SECRETS_DIR:-/run/bulwark/secrets}
-psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres --no-psqlrc -q \
-  -v tpw="$(pw "${BULWARK_TEMPORAL_DB_PASSWORD_FILE:-$S/temporal-db.password}")" \
-  -v bpw="$(pw "${BULWARK_DB_PASSWORD_FILE:-$S/bulwark-db.password}")" \
-  -v dpw="$(pw "${BULWARK_DEMO_READER_PASSWORD_FILE:-$S/demo-reader.password}")" <<'SQL'
+# The passwords reach psql on stdin as \set lines, never as arguments (ps shows those).
+pwset() { printf "\\set %s '%s'\n" "$1" "$(pw "$2" | sed "s/'/''/g")"; }
+{
+pwset tpw "${BULWARK_TEMPORAL_DB_PASSWORD_FILE:-$S/temporal-db.password}"
+pwset bpw "${BULWARK_DB_PASSWORD_FILE:-$S/bulwark-db.password}"
+pwset dpw "${BULWARK_DEMO_READER_PASSWORD_FILE:-$S/demo-reader.password}"
+cat <<'SQL'
 SELECT format('CREATE ROLE temporal LOGIN PASSWORD %L', :'tpw') \gexec
 SELECT format('CREATE ROLE bulwark LOGIN PASSWORD %L', :'bpw') \gexec
 SELECT format('CREATE ROLE bulwark_reader LOGIN PASSWORD %L NOSUPERUSER NOCREATEDB NOCREATEROLE', :'dpw') \gexec
@@ -25,4 +28,5 @@ REVOKE ALL ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO bulwark_reader;
 GRANT SELECT ON inventory TO bulwark_reader;
 SQL
+} | psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres --no-psqlrc -q
 echo "postgres-init: roles temporal, bulwark, bulwark_reader; databases temporal, temporal_visibility, bulwark, demo"

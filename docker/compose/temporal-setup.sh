@@ -12,12 +12,13 @@ until temporal operator cluster health "$@" 2>/dev/null | grep -q SERVING; do
   sleep 1
 done
 echo "temporal-setup: frontend serving"
-token=$(cat "$C/system-token.jwt")
+# The CLI reads the token from the environment, never from an argument (ps shows those).
+TEMPORAL_API_KEY=$(cat "$C/system-token.jwt"); export TEMPORAL_API_KEY
 for ns in $(echo "${BULWARK_NAMESPACES:-default}" | tr ',' ' '); do
-  if temporal operator namespace describe --namespace "$ns" "$@" --api-key "$token" >/dev/null 2>&1; then
+  if temporal operator namespace describe --namespace "$ns" "$@" >/dev/null 2>&1; then
     echo "temporal-setup: namespace $ns exists"
   else
-    temporal operator namespace create --namespace "$ns" --retention "${BULWARK_NAMESPACE_RETENTION:-72h}" "$@" --api-key "$token"
+    temporal operator namespace create --namespace "$ns" --retention "${BULWARK_NAMESPACE_RETENTION:-72h}" "$@"
     echo "temporal-setup: created namespace $ns"
   fi
 done

@@ -377,7 +377,7 @@ warm_same_ca() {
   # come up with the container, the gRPC server later); give it the time temporal-setup would.
   wait_serving 60 || { echo "frontend not SERVING from the host within 60s"; return 1; }
   local out
-  out=$("$CACHE/venv-temporalio-1.35.0/bin/temporal" operator namespace describe --namespace default --address "127.0.0.1:$BULWARK_TEMPORAL_HOST_PORT" --tls-ca-path "$CERTS/ca.crt" --tls-cert-path "$CERTS/client-admin.crt" --tls-key-path "$CERTS/client-admin.key" --tls-server-name temporal --api-key "$(cat "$CERTS/system-token.jwt")" -o json 2>&1) \
+  out=$(TEMPORAL_API_KEY="$(cat "$CERTS/system-token.jwt")" "$CACHE/venv-temporalio-1.35.0/bin/temporal" operator namespace describe --namespace default --address "127.0.0.1:$BULWARK_TEMPORAL_HOST_PORT" --tls-ca-path "$CERTS/ca.crt" --tls-cert-path "$CERTS/client-admin.crt" --tls-key-path "$CERTS/client-admin.key" --tls-server-name temporal -o json 2>&1) \
     || { echo "namespace describe: ${out:0:300}"; return 1; }
   grep -q '"name": "default"' <<<"$out" || { echo "namespace default missing: ${out:0:300}"; return 1; }
   echo "same CA and tokens, namespace still there"
