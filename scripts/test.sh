@@ -62,6 +62,9 @@ run tests/browser/run.sh
 step "workflows end to end through bulwark-api"
 run "$VENV/bin/python" tests/workflows/workflows.py --env "$STATE/env"
 
+step "hostile clients (floods, oversized ids, login storms, half-sent requests)"
+run "$VENV/bin/python" tests/hostile/hostile.py --env "$STATE/env"
+
 # Last, because they rotate the stack's material: every rotation under 25 starts/s, then an
 # expired leaf recovered from the command line with control stopped.
 step "rotation under load (admin page, 25 workflow starts/s)"

@@ -193,7 +193,9 @@ start_service() {
   local name=$1 ready=$2; shift 2
   if running "$name"; then log "$name already running (pid $(cat "$RUN/$name.pid"))"; return; fi
   log "starting $name"
-  ( cd "$ROOT"; exec setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null ) &
+  # Each open connection is a file descriptor: the listeners' connection limits (1,000s) need
+  # more than the usual soft limit of 1,024.
+  ( cd "$ROOT"; ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true; exec setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null ) &
   echo $! >"$RUN/$name.pid"
   local deadline=$((SECONDS + 60))
   until curl -fsS --cacert "$CERTS/ca.crt" "$ready" >/dev/null 2>&1; do
