@@ -9,6 +9,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::allowed_hosts::AllowedHosts;
 use crate::error::{Result, SecretsError};
 use crate::reference::{CredentialRef, CredentialType};
 use crate::secret::{REDACTED, Secret};
@@ -21,6 +22,9 @@ pub struct BasicCredential {
     pub username: String,
     /// The password.
     pub password: Secret,
+    /// Destinations this credential may be sent to (`allowed_hosts`); `None`: any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<AllowedHosts>,
 }
 
 /// An API key sent in an HTTP header.
@@ -33,6 +37,9 @@ pub struct ApiKeyCredential {
     /// Optional prefix put before the key in the header value (e.g. `Token`); a space
     /// separates them.
     pub prefix: Option<String>,
+    /// Destinations this credential may be sent to (`allowed_hosts`); `None`: any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<AllowedHosts>,
 }
 
 impl ApiKeyCredential {
@@ -54,6 +61,9 @@ pub struct BearerTokenCredential {
     /// When the token stops being valid, if known.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    /// Destinations this credential may be sent to (`allowed_hosts`); `None`: any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<AllowedHosts>,
 }
 
 impl BearerTokenCredential {
@@ -89,6 +99,11 @@ pub struct OAuthClientCredential {
     /// Expiry of `access_token`, if known.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    /// Destinations the access token may be sent to (`allowed_hosts`); `None`: any. The
+    /// client secret goes only to `token_url`, which needs no entry: it is stored with the
+    /// secret, so whoever could change it could change this list too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<AllowedHosts>,
 }
 
 impl OAuthClientCredential {
@@ -255,6 +270,19 @@ impl Credential {
         match self {
             Self::Custom(c) => Some(c),
             _ => None,
+        }
+    }
+
+    /// The `allowed_hosts` of a credential type that has the field (`basic`, `api_key`,
+    /// `bearer_token`, `oauth_client`); `None` when absent or the type has none.
+    #[must_use]
+    pub fn allowed_hosts(&self) -> Option<&AllowedHosts> {
+        match self {
+            Self::Basic(c) => c.allowed_hosts.as_ref(),
+            Self::ApiKey(c) => c.allowed_hosts.as_ref(),
+            Self::BearerToken(c) => c.allowed_hosts.as_ref(),
+            Self::OAuthClient(c) => c.allowed_hosts.as_ref(),
+            Self::Certificate(_) | Self::Custom(_) => None,
         }
     }
 
@@ -515,10 +543,21 @@ impl CredentialRegistry {
     }
 }
 
+/// The optional `allowed_hosts` field (see [`crate::allowed_hosts`]).
+fn parse_allowed_hosts(f: &Fields<'_>) -> Result<Option<AllowedHosts>> {
+    let Some(raw) = f.lookup("allowed_hosts") else {
+        return Ok(None);
+    };
+    AllowedHosts::parse(raw.expose())
+        .map(Some)
+        .map_err(|e| f.invalid("allowed_hosts", e.to_string()))
+}
+
 fn parse_basic(f: &Fields<'_>) -> Result<Credential> {
     Ok(Credential::Basic(BasicCredential {
         username: f.required_plain("username")?,
         password: f.required("password")?,
+        allowed_hosts: parse_allowed_hosts(f)?,
     }))
 }
 
@@ -540,6 +579,7 @@ fn parse_api_key(f: &Fields<'_>) -> Result<Credential> {
         api_key,
         header_name,
         prefix: f.optional_plain("prefix"),
+        allowed_hosts: parse_allowed_hosts(f)?,
     }))
 }
 
@@ -551,6 +591,7 @@ fn parse_bearer(f: &Fields<'_>) -> Result<Credential> {
     Ok(Credential::BearerToken(BearerTokenCredential {
         token,
         expires_at: f.optional_timestamp("expires_at")?,
+        allowed_hosts: parse_allowed_hosts(f)?,
     }))
 }
 
@@ -586,6 +627,7 @@ fn parse_oauth(f: &Fields<'_>) -> Result<Credential> {
         access_token: f.optional("access_token"),
         refresh_token: f.optional("refresh_token"),
         expires_at: f.optional_timestamp("expires_at")?,
+        allowed_hosts: parse_allowed_hosts(f)?,
     }))
 }
 

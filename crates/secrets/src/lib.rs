@@ -16,6 +16,8 @@
 //!   AES-256-GCM envelope encryption with rotatable master keys).
 //! * **Component files** ([`ComponentSet`]): Dapr-style YAML in a `components/` directory
 //!   configures the stores.
+//! * **Destinations**: a credential may carry `allowed_hosts` ([`AllowedHosts`]); callers
+//!   check a destination with [`AllowedHosts::permits`] before sending the credential.
 //! * **Fail closed**: a missing store, secret or field, an empty field, an unreachable
 //!   store or a failed integrity check is a [`SecretsError`] that names the reference,
 //!   store, key or field — never a value.
@@ -33,6 +35,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod allowed_hosts;
 pub mod components;
 pub mod config;
 pub mod credential;
@@ -42,6 +45,7 @@ pub mod resolver;
 pub mod secret;
 pub mod store;
 
+pub use allowed_hosts::{AllowedHosts, AllowedHostsError, HostPattern};
 pub use components::{Component, ComponentSet, ComponentType};
 pub use config::{ConfigValue, ResolvedConfig};
 pub use credential::{

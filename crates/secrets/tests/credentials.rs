@@ -427,3 +427,94 @@ async fn env_store_layout_and_listing() {
         Err(SecretsError::InvalidKey { .. })
     ));
 }
+
+#[tokio::test]
+async fn allowed_hosts_are_parsed_for_every_sendable_type() {
+    let r = resolver(&[
+        ("BULWARK_GH__USERNAME", "bot"),
+        ("BULWARK_GH__PASSWORD", PLANTED),
+        ("BULWARK_GH__ALLOWED_HOSTS", "api.github.com"),
+        ("BULWARK_STRIPE__API_KEY", PLANTED),
+        (
+            "BULWARK_STRIPE__ALLOWED_HOSTS",
+            r#"["api.stripe.com", "*.stripe.net:8443"]"#,
+        ),
+        ("BULWARK_SLACK__TOKEN", PLANTED),
+        ("BULWARK_SLACK__ALLOWEDHOSTS", "slack.com files.slack.com"),
+        ("BULWARK_IDP__CLIENT_ID", "worker"),
+        ("BULWARK_IDP__CLIENT_SECRET", PLANTED),
+        ("BULWARK_IDP__TOKEN_URL", "https://idp.example/token"),
+        ("BULWARK_IDP__ALLOWED_HOSTS", "api.example:9443"),
+        ("BULWARK_OPEN__API_KEY", PLANTED),
+    ]);
+    let url = |u: &str| reqwest::Url::parse(u).unwrap();
+    let gh = r.resolve(&basic_ref("gh")).await.unwrap();
+    assert!(
+        gh.allowed_hosts()
+            .unwrap()
+            .permits(&url("https://api.github.com/x"))
+    );
+    assert!(
+        !gh.allowed_hosts()
+            .unwrap()
+            .permits(&url("https://github.com/x"))
+    );
+    let stripe = r.resolve(&api_key_ref("stripe")).await.unwrap();
+    let hosts = stripe.allowed_hosts().unwrap();
+    assert!(hosts.permits(&url("https://api.stripe.com/v1")));
+    assert!(hosts.permits(&url("https://eu.stripe.net:8443/")));
+    assert!(!hosts.permits(&url("https://eu.stripe.net/")));
+    let slack = r.resolve(&bearer_token_ref("slack")).await.unwrap();
+    assert_eq!(slack.allowed_hosts().unwrap().iter().count(), 2);
+    let idp = r.resolve(&oauth_client_ref("idp")).await.unwrap();
+    let hosts = idp.allowed_hosts().unwrap();
+    assert!(hosts.permits(&url("https://api.example:9443/")));
+    assert!(
+        !hosts.permits(&url("https://idp.example/token")),
+        "token_url is not implied for the access token"
+    );
+    // No list: no restriction (today's behaviour), and nothing is serialised.
+    let open = r.resolve(&api_key_ref("open")).await.unwrap();
+    assert!(open.allowed_hosts().is_none());
+    let json = serde_json::to_value(&*open).unwrap();
+    assert!(json.get("allowed_hosts").is_none(), "{json}");
+    // The list is not secret: serialised normalised, next to the redacted key.
+    let json = serde_json::to_value(&*stripe).unwrap();
+    assert_eq!(
+        json["allowed_hosts"],
+        serde_json::json!(["api.stripe.com:443", "*.stripe.net:8443"])
+    );
+    common::assert_clean("serde", &json.to_string());
+}
+
+#[tokio::test]
+async fn malformed_allowed_hosts_name_reference_and_field_never_the_value() {
+    for (value, reason) in [
+        (format!("api.example, https://{PLANTED}/"), "entry 2"),
+        (format!("[\"{PLANTED}@evil.example\"]"), "entry 1"),
+        (format!("*.{PLANTED}.*"), "entry 1"),
+        (format!("[\"{PLANTED}\""), "JSON array"),
+        ("[]".to_owned(), "lists no host"),
+        ("  ".to_owned(), "lists no host"),
+    ] {
+        let r = resolver(&[
+            ("BULWARK_K__API_KEY", PLANTED),
+            ("BULWARK_K__ALLOWED_HOSTS", &value),
+        ]);
+        let e = r.resolve(&api_key_ref("k")).await.unwrap_err();
+        match &e {
+            SecretsError::InvalidField {
+                reference,
+                field,
+                reason: why,
+            } => {
+                assert_eq!(reference.name, "k");
+                assert_eq!(field, "allowed_hosts");
+                assert!(why.contains(reason), "{why} for {value}");
+            }
+            other => panic!("expected InvalidField, got {other:?}"),
+        }
+        common::assert_clean("error Display", &e.to_string());
+        common::assert_clean("error Debug", &format!("{e:?}"));
+    }
+}
