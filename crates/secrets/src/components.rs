@@ -27,11 +27,20 @@
 //! process environment variable `secretKeyRef.name`. Relative file paths are relative to
 //! the component file's directory.
 //!
+//! A top-level `scopes: [app-id, ...]` limits a component to those apps, as in Dapr: the set
+//! is loaded for one app id ([`ComponentSet::with_app_id`]; the worker's is
+//! `BULWARK_APP_ID`), and a component scoped to other apps is not loaded at all. A loader
+//! without an app id sees only unscoped components. An empty list is an error.
+//!
+//! `secretstores.hashicorp.vault` takes only an `https://` `vaultAddr`; a plain `http://`
+//! address (a local dev server) needs `vaultAllowInsecureHttp: "true"`, which logs a
+//! warning and is refused when `BULWARK_ENV=production`.
+//!
 //! | `spec.type` | metadata keys (required in bold) |
 //! |---|---|
 //! | `secretstores.local.env` | `prefix` (default `BULWARK_`) |
 //! | `secretstores.local.file` | **`secretsFile`**, `nestedSeparator` (default `:`) |
-//! | `secretstores.hashicorp.vault` | **`vaultAddr`**, **`vaultToken`** or **`vaultTokenMountPath`**, `enginePath` (default `secret`), `vaultKVPrefix` (default `dapr`), `vaultKVUsePrefix` (default `true`), `caCert` (PEM) or `caPath`, `vaultNamespace`, `timeoutSeconds` |
+//! | `secretstores.hashicorp.vault` | **`vaultAddr`**, **`vaultToken`** or **`vaultTokenMountPath`**, `enginePath` (default `secret`), `vaultKVPrefix` (default `dapr`), `vaultKVUsePrefix` (default `true`), `caCert` (PEM) or `caPath`, `vaultNamespace`, `timeoutSeconds`, `vaultAllowInsecureHttp` (default `false`) |
 //! | `bulwark.secretstores.postgres` | **`connectionString`**, **`masterKeyFile`** or **`masterKey`**, `masterKeyId`, `previousMasterKeyFiles` (comma-separated), `schema`, `storeNamespace` (default: component name), `maxConnections` (default 5), `acquireTimeoutSeconds` (default 5), `runMigrations` (default `false`) |
 
 use std::collections::BTreeMap;
@@ -106,6 +115,7 @@ impl ComponentType {
                     "vaultNamespace",
                     "timeoutSeconds",
                     "skipVerify",
+                    "vaultAllowInsecureHttp",
                 ],
                 &["vaultAddr"],
             ),
@@ -159,6 +169,7 @@ pub struct Component {
     /// The file it came from.
     pub path: PathBuf,
     auth_store: Option<String>,
+    scopes: Option<Vec<String>>,
     metadata: BTreeMap<String, MetaValue>,
 }
 
@@ -168,12 +179,29 @@ impl fmt::Debug for Component {
             .field("name", &self.name)
             .field("type", &self.component_type.as_str())
             .field("path", &self.path)
+            .field("scopes", &self.scopes)
             .field("metadata_keys", &self.metadata.keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
 impl Component {
+    /// The app ids of `scopes:`; `None` when the component is not scoped (every app sees it).
+    #[must_use]
+    pub fn scopes(&self) -> Option<&[String]> {
+        self.scopes.as_deref()
+    }
+
+    /// True when an app with `app_id` (or a loader with no app id) may use this component.
+    #[must_use]
+    pub fn visible_to(&self, app_id: Option<&str>) -> bool {
+        match (&self.scopes, app_id) {
+            (None, _) => true,
+            (Some(s), Some(id)) => s.iter().any(|a| a == id),
+            (Some(_), None) => false,
+        }
+    }
+
     /// Metadata keys present (never values).
     pub fn metadata_keys(&self) -> impl Iterator<Item = &str> {
         self.metadata.keys().map(String::as_str)
@@ -207,6 +235,7 @@ type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 #[derive(Clone)]
 pub struct ComponentSet {
     components: BTreeMap<String, Component>,
+    app_id: Option<String>,
     fixed_env: Option<BTreeMap<String, String>>,
     env: EnvLookup,
 }
@@ -215,6 +244,7 @@ impl fmt::Debug for ComponentSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ComponentSet")
             .field("components", &self.components.values().collect::<Vec<_>>())
+            .field("app_id", &self.app_id)
             .field("fixed_env", &self.fixed_env.is_some())
             .finish()
     }
@@ -224,6 +254,7 @@ impl Default for ComponentSet {
     fn default() -> Self {
         Self {
             components: BTreeMap::new(),
+            app_id: None,
             fixed_env: None,
             env: Arc::new(|k| std::env::var(k).ok()),
         }
@@ -261,6 +292,22 @@ impl ComponentSet {
         self.env = Arc::new(move |k| lookup.get(k).cloned());
         self.fixed_env = Some(vars);
         self
+    }
+
+    /// Loads as the app `app_id`, for Dapr's `scopes:`: a component that lists app ids is
+    /// kept only when `app_id` is one of them, and is otherwise invisible, as if its
+    /// document were absent (so two files may define one store name for different apps).
+    /// Without an app id, only unscoped components are kept. Set before loading.
+    #[must_use]
+    pub fn with_app_id(mut self, app_id: impl Into<String>) -> Self {
+        self.app_id = Some(app_id.into());
+        self
+    }
+
+    /// The app id components are loaded for, if any.
+    #[must_use]
+    pub fn app_id(&self) -> Option<&str> {
+        self.app_id.as_deref()
     }
 
     /// Loads every `*.yaml` / `*.yml` file in `dir` (not recursive), in name order.
@@ -303,6 +350,15 @@ impl ComponentSet {
                 continue;
             }
             if let Some(c) = parse_component(path, &value)? {
+                if !c.visible_to(self.app_id.as_deref()) {
+                    tracing::info!(
+                        component = %c.name,
+                        path = %path.display(),
+                        app_id = self.app_id.as_deref().unwrap_or("(none)"),
+                        "component is scoped to other apps; not loaded"
+                    );
+                    continue;
+                }
                 if let Some(prev) = self.components.get(&c.name) {
                     return Err(SecretsError::DuplicateComponent {
                         name: c.name,
@@ -472,6 +528,24 @@ impl ComponentSet {
             ));
         }
         let addr = self.required_plain(c, "vaultAddr")?;
+        let insecure = self.bool(c, "vaultAllowInsecureHttp", false)?;
+        if insecure && self.is_production() {
+            return Err(c.err(
+                "vaultAllowInsecureHttp",
+                "is a development switch and is refused when BULWARK_ENV=production",
+            ));
+        }
+        let plain_http = addr
+            .trim()
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
+        if plain_http && !insecure {
+            return Err(c.err(
+                "vaultAddr",
+                "must be an https:// URL: plain http sends the Vault token in clear \
+                 (for a local development server only, set vaultAllowInsecureHttp: \"true\")",
+            ));
+        }
         let token = match self.plain_or_path(c, "vaultTokenMountPath")? {
             Some(p) => VaultToken::File(p),
             None => VaultToken::Value(
@@ -495,6 +569,7 @@ impl ComponentSet {
         };
         cfg.namespace = self.plain(c, "vaultNamespace")?;
         cfg.timeout = Duration::from_secs(self.number(c, "timeoutSeconds", 10)?);
+        cfg.allow_insecure_http = insecure;
         cfg.ca_pem = match (self.plain(c, "caCert")?, self.plain_or_path(c, "caPath")?) {
             (Some(_), Some(_)) => return Err(c.err("caPath", "give caCert or caPath, not both")),
             (Some(pem), None) => Some(pem.into_bytes()),
@@ -507,6 +582,16 @@ impl ComponentSet {
         VaultStore::new(&c.name, cfg).map_err(|e| match e {
             SecretsError::Unavailable { reason, .. } => c.err("vaultAddr", reason),
             other => other,
+        })
+    }
+
+    /// `BULWARK_ENV` of this set's environment is `production`.
+    fn is_production(&self) -> bool {
+        (self.env)("BULWARK_ENV").is_some_and(|e| {
+            matches!(
+                e.trim().to_ascii_lowercase().as_str(),
+                "production" | "prod"
+            )
         })
     }
 
@@ -651,6 +736,33 @@ fn parse_component(path: &Path, doc: &Value) -> Result<Option<Component>> {
                 .ok_or_else(|| err("auth.secretStore", "must be a component name"))?,
         ),
     };
+    let scopes = match doc.get("scopes") {
+        None => None,
+        Some(Value::Sequence(items)) => {
+            if items.is_empty() {
+                return Err(err(
+                    "scopes",
+                    "is empty: list the app ids that may use this component, or remove `scopes` to allow every app",
+                ));
+            }
+            let mut ids = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let id = item
+                    .as_str()
+                    .map(str::trim)
+                    .filter(|s| valid_app_id(s))
+                    .ok_or_else(|| {
+                        err(
+                            &format!("scopes[{i}]"),
+                            "must be an app id (1-253 characters of A-Z a-z 0-9 - _ .)",
+                        )
+                    })?;
+                ids.push(id.to_owned());
+            }
+            Some(ids)
+        }
+        Some(_) => return Err(err("scopes", "must be a list of app ids")),
+    };
     let items = match spec.get("metadata") {
         None | Some(Value::Null) => &Vec::new(),
         Some(Value::Sequence(items)) => items,
@@ -739,6 +851,14 @@ fn parse_component(path: &Path, doc: &Value) -> Result<Option<Component>> {
         component_type,
         path: path.to_owned(),
         auth_store,
+        scopes,
         metadata,
     }))
+}
+
+fn valid_app_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }

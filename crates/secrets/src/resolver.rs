@@ -230,9 +230,24 @@ impl Resolver {
         }
     }
 
-    /// A builder whose stores come from the component files in `dir`.
+    /// A builder whose stores come from the component files in `dir`. Components with
+    /// `scopes:` are left out (no app id); see [`Resolver::from_components_dir_for_app`].
     pub async fn from_components_dir(dir: impl AsRef<Path>) -> Result<ResolverBuilder> {
         let stores = ComponentSet::new().load_dir(dir)?.build().await?;
+        Ok(Self::builder().stores(stores))
+    }
+
+    /// Like [`Resolver::from_components_dir`], loading as the app `app_id`: components whose
+    /// `scopes:` do not list it are not loaded.
+    pub async fn from_components_dir_for_app(
+        dir: impl AsRef<Path>,
+        app_id: &str,
+    ) -> Result<ResolverBuilder> {
+        let stores = ComponentSet::new()
+            .with_app_id(app_id)
+            .load_dir(dir)?
+            .build()
+            .await?;
         Ok(Self::builder().stores(stores))
     }
 

@@ -77,7 +77,7 @@ async fn routing_by_store_name_and_secret_key_refs() {
         format!(
             "{HEAD}metadata:\n  name: files\nspec:\n  type: secretstores.local.file\n  version: v1\n  metadata:\n    - name: secretsFile\n      value: secrets.json\n\
              ---\n{HEAD}metadata:\n  name: default\nspec:\n  type: secretstores.local.env\n  metadata:\n    - name: prefix\n      value: APP_\n\
-             ---\n{HEAD}metadata:\n  name: vault\nspec:\n  type: secretstores.hashicorp.vault\n  metadata:\n    - name: vaultAddr\n      value: http://127.0.0.1:1\n    - name: vaultToken\n      secretKeyRef:\n        name: vault\n        key: token\nauth:\n  secretStore: files\n\
+             ---\n{HEAD}metadata:\n  name: vault\nspec:\n  type: secretstores.hashicorp.vault\n  metadata:\n    - name: vaultAddr\n      value: https://127.0.0.1:1\n    - name: vaultToken\n      secretKeyRef:\n        name: vault\n        key: token\nauth:\n  secretStore: files\n\
              ---\napiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: ignored\nspec: {{}}\n\
              ---\n{HEAD}metadata:\n  name: statestore\nspec:\n  type: state.postgresql\n  metadata: []\n"
         ),
@@ -133,7 +133,7 @@ async fn routing_by_store_name_and_secret_key_refs() {
 async fn secret_key_ref_from_process_environment_and_missing_refs() {
     // `PATH` is always set; use it as a stand-in "token" to prove env look-up works.
     let yaml = format!(
-        "{HEAD}metadata:\n  name: v\nspec:\n  type: secretstores.hashicorp.vault\n  metadata:\n    - name: vaultAddr\n      value: http://127.0.0.1:1\n    - name: vaultToken\n      secretKeyRef:\n        name: PATH\n"
+        "{HEAD}metadata:\n  name: v\nspec:\n  type: secretstores.hashicorp.vault\n  metadata:\n    - name: vaultAddr\n      value: https://127.0.0.1:1\n    - name: vaultToken\n      secretKeyRef:\n        name: PATH\n"
     );
     let (_d, set) = load(&[("v.yaml", &yaml)]);
     set.unwrap().build().await.unwrap();
@@ -403,4 +403,197 @@ async fn postgres_component_builds_lazily_with_key_file() {
     let s = stores.get("default").unwrap();
     assert_eq!(s.kind(), "bulwark.secretstores.postgres");
     assert!(s.get("x").await.unwrap_err().is_unavailable());
+}
+
+fn vault_yaml(addr: &str, extra: &str) -> String {
+    format!(
+        "{HEAD}metadata: {{name: v}}\nspec:\n  type: secretstores.hashicorp.vault\n  metadata:\n    - {{name: vaultAddr, value: '{addr}'}}\n    - {{name: vaultToken, value: '{}'}}\n{extra}",
+        common::PLANTED
+    )
+}
+
+async fn build_err(set: ComponentSet) -> SecretsError {
+    set.build().await.unwrap_err()
+}
+
+#[tokio::test]
+async fn vault_address_must_be_https_unless_the_dev_switch_is_set() {
+    let switch = "    - {name: vaultAllowInsecureHttp, value: 'true'}\n";
+    // Plain http: refused, naming the file and the key, and the switch, never the token.
+    for addr in ["http://127.0.0.1:8200", "HTTP://vault.internal:8200"] {
+        let (_d, set) = load(&[("vault.yaml", &vault_yaml(addr, ""))]);
+        let e = build_err(set.unwrap()).await;
+        match &e {
+            SecretsError::Component { path, key, reason } => {
+                assert!(path.ends_with("vault.yaml"), "{e}");
+                assert_eq!(key, "spec.metadata[vaultAddr]");
+                assert!(reason.contains("https") && reason.contains("vaultAllowInsecureHttp"));
+            }
+            other => panic!("expected a component error, got {other:?}"),
+        }
+        common::assert_clean("vault http error", &format!("{e} {e:?}"));
+    }
+    // https: accepted.
+    let (_d, set) = load(&[("vault.yaml", &vault_yaml("https://127.0.0.1:8200", ""))]);
+    let stores = set.unwrap().build().await.unwrap();
+    assert_eq!(
+        stores.get("v").unwrap().kind(),
+        "secretstores.hashicorp.vault"
+    );
+    // The development switch lets http through (with a warning in the log)...
+    let (_d, set) = load(&[("vault.yaml", &vault_yaml("http://127.0.0.1:8200", switch))]);
+    set.unwrap().build().await.unwrap();
+    // ...but not in production, and not with a value that is not a boolean.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("vault.yaml"),
+        vault_yaml("http://127.0.0.1:8200", switch),
+    )
+    .unwrap();
+    let prod: BTreeMap<String, String> = [("BULWARK_ENV".to_string(), "production".to_string())]
+        .into_iter()
+        .collect();
+    let set = ComponentSet::new()
+        .with_environment(prod)
+        .load_dir(dir.path())
+        .unwrap();
+    let e = build_err(set).await;
+    assert!(
+        matches!(&e, SecretsError::Component { key, .. } if key == "spec.metadata[vaultAllowInsecureHttp]"),
+        "{e:?}"
+    );
+    let (_d, set) = load(&[(
+        "vault.yaml",
+        &vault_yaml(
+            "http://127.0.0.1:8200",
+            "    - {name: vaultAllowInsecureHttp, value: 'sure'}\n",
+        ),
+    )]);
+    let e = build_err(set.unwrap()).await;
+    assert!(
+        matches!(&e, SecretsError::Component { key, .. } if key == "spec.metadata[vaultAllowInsecureHttp]"),
+        "{e:?}"
+    );
+}
+
+fn env_component(name: &str, scopes: &str) -> String {
+    format!(
+        "{HEAD}metadata:\n  name: {name}\nspec:\n  type: secretstores.local.env\n  metadata:\n    - {{name: prefix, value: {}_}}\n{scopes}",
+        name.to_uppercase().replace('-', "_")
+    )
+}
+
+fn names(set: &ComponentSet) -> Vec<&str> {
+    set.iter().map(|c| c.name.as_str()).collect()
+}
+
+#[tokio::test]
+async fn scopes_limit_components_to_listed_apps() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        ("a.yaml", env_component("for-worker", "scopes: [worker]\n")),
+        (
+            "b.yaml",
+            env_component("for-api", "scopes:\n  - api\n  - control\n"),
+        ),
+        ("c.yaml", env_component("everyone", "")),
+        // One store name, defined per app: each app sees only its own.
+        (
+            "d1.yaml",
+            env_component("shared", "scopes: [worker]\n").replace("SHARED_", "W_"),
+        ),
+        (
+            "d2.yaml",
+            env_component("shared", "scopes: [api]\n").replace("SHARED_", "A_"),
+        ),
+    ];
+    for (f, text) in &files {
+        std::fs::write(dir.path().join(f), text).unwrap();
+    }
+    let worker = ComponentSet::new()
+        .with_app_id("worker")
+        .load_dir(dir.path())
+        .unwrap();
+    assert_eq!(worker.app_id(), Some("worker"));
+    assert_eq!(names(&worker), ["everyone", "for-worker", "shared"]);
+    assert!(worker.get("shared").unwrap().path.ends_with("d1.yaml"));
+    assert_eq!(
+        worker.get("for-worker").unwrap().scopes(),
+        Some(&["worker".to_string()][..])
+    );
+    let api = ComponentSet::new()
+        .with_app_id("api")
+        .load_dir(dir.path())
+        .unwrap();
+    assert_eq!(names(&api), ["everyone", "for-api", "shared"]);
+    assert!(api.get("shared").unwrap().path.ends_with("d2.yaml"));
+    let other = ComponentSet::new()
+        .with_app_id("Worker")
+        .load_dir(dir.path())
+        .unwrap();
+    assert_eq!(names(&other), ["everyone"], "app ids match exactly");
+    let anonymous = ComponentSet::new().load_dir(dir.path()).unwrap();
+    assert_eq!(names(&anonymous), ["everyone"], "no app id: unscoped only");
+
+    // The resolver built for an app routes to that app's stores only.
+    let env: BTreeMap<String, String> = [
+        ("W_GH__USERNAME", "worker-bot"),
+        ("W_GH__PASSWORD", "wp"),
+        ("FOR_API_GH__USERNAME", "api-bot"),
+        ("FOR_API_GH__PASSWORD", "ap"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let stores = ComponentSet::new()
+        .with_environment(env)
+        .with_app_id("worker")
+        .load_dir(dir.path())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let r = Resolver::builder().stores(stores).build();
+    let cred = r
+        .resolve(&basic_ref("gh").with_store("shared"))
+        .await
+        .unwrap();
+    assert_eq!(cred.as_basic().unwrap().username, "worker-bot");
+    let e = r
+        .resolve(&basic_ref("gh").with_store("for-api"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SecretsError::UnknownStore { .. }), "{e:?}");
+    let r = Resolver::from_components_dir_for_app(dir.path(), "api")
+        .await
+        .unwrap()
+        .build();
+    assert!(r.store("for-api").is_some() && r.store("for-worker").is_none());
+}
+
+#[test]
+fn malformed_scopes_are_errors_even_for_other_apps() {
+    for (scopes, key) in [
+        ("scopes: []\n", "scopes"),
+        ("scopes: worker\n", "scopes"),
+        ("scopes: {worker: true}\n", "scopes"),
+        ("scopes: ['']\n", "scopes[0]"),
+        ("scopes: [worker, 'bad id']\n", "scopes[1]"),
+        ("scopes: [worker, [api]]\n", "scopes[1]"),
+    ] {
+        let (file, k, _) = component_err(&[("s.yaml", &env_component("s", scopes))]);
+        assert_eq!((file.as_str(), k.as_str()), ("s.yaml", key), "{scopes}");
+    }
+    // A scoped-out component is still checked: a typo is an error for every app.
+    let bad = env_component("s", "scopes: [api]\n").replace("name: prefix", "name: prefx");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.yaml"), bad).unwrap();
+    let e = ComponentSet::new()
+        .with_app_id("worker")
+        .load_dir(dir.path())
+        .unwrap_err();
+    assert!(
+        matches!(&e, SecretsError::Component { key, .. } if key == "spec.metadata[prefx]"),
+        "{e:?}"
+    );
 }

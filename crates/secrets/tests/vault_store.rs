@@ -135,6 +135,8 @@ async fn harness(test: &str) -> Harness {
 fn store(h: &Harness, name: &str, token: &str, prefix: Option<&str>) -> VaultStore {
     let mut cfg = VaultConfig::new(&h.addr, VaultToken::Value(Secret::new(token)));
     cfg.prefix = prefix.map(str::to_owned);
+    // Both the dev server and the stand-in speak plain http.
+    cfg.allow_insecure_http = true;
     VaultStore::new(name, cfg).unwrap()
 }
 
@@ -252,11 +254,9 @@ async fn bad_token_is_permission_denied_and_token_file_is_reread() {
     let dir = tempfile::tempdir().unwrap();
     let tf = dir.path().join("token");
     std::fs::write(&tf, "wrong\n").unwrap();
-    let s = VaultStore::new(
-        "vault",
-        VaultConfig::new(&h.addr, VaultToken::File(tf.clone())),
-    )
-    .unwrap();
+    let mut cfg = VaultConfig::new(&h.addr, VaultToken::File(tf.clone()));
+    cfg.allow_insecure_http = true;
+    let s = VaultStore::new("vault", cfg).unwrap();
     assert!(matches!(
         s.get("x").await,
         Err(SecretsError::PermissionDenied { .. })
@@ -270,14 +270,12 @@ async fn bad_token_is_permission_denied_and_token_file_is_reread() {
 
 #[tokio::test]
 async fn unreachable_vault_is_unavailable() {
-    let s = VaultStore::new(
-        "vault",
-        VaultConfig::new(
-            format!("http://127.0.0.1:{}", free_port()),
-            VaultToken::Value(Secret::new("t")),
-        ),
-    )
-    .unwrap();
+    let mut cfg = VaultConfig::new(
+        format!("http://127.0.0.1:{}", free_port()),
+        VaultToken::Value(Secret::new("t")),
+    );
+    cfg.allow_insecure_http = true;
+    let s = VaultStore::new("vault", cfg).unwrap();
     let e = s.get("gh").await.unwrap_err();
     assert!(e.is_unavailable(), "{e:?}");
     assert!(
@@ -290,4 +288,17 @@ async fn unreachable_vault_is_unavailable() {
     let mut cfg = VaultConfig::new("https://127.0.0.1:1", VaultToken::Value(Secret::new("t")));
     cfg.ca_pem = Some(b"not pem".to_vec());
     assert!(VaultStore::new("v", cfg).is_err());
+}
+
+#[test]
+fn plain_http_address_needs_the_development_switch() {
+    let cfg = |addr: &str| VaultConfig::new(addr, VaultToken::Value(Secret::new(PLANTED)));
+    let e = VaultStore::new("v", cfg("http://127.0.0.1:8200")).unwrap_err();
+    assert!(e.is_unavailable(), "{e:?}");
+    assert!(e.to_string().contains("https"), "{e}");
+    assert_clean("vault http error", &format!("{e} {e:?}"));
+    assert!(VaultStore::new("v", cfg("https://127.0.0.1:8200")).is_ok());
+    let mut dev = cfg("http://127.0.0.1:8200");
+    dev.allow_insecure_http = true;
+    assert!(VaultStore::new("v", dev).is_ok());
 }

@@ -42,6 +42,9 @@ pub struct VaultConfig {
     pub ca_pem: Option<Vec<u8>>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Accept an `http://` address (development only: the token then crosses the network
+    /// in clear). Default `false`: only `https://` is accepted.
+    pub allow_insecure_http: bool,
 }
 
 impl VaultConfig {
@@ -55,6 +58,7 @@ impl VaultConfig {
             namespace: None,
             ca_pem: None,
             timeout: Duration::from_secs(10),
+            allow_insecure_http: false,
         }
     }
 }
@@ -106,7 +110,19 @@ impl VaultStore {
         let base =
             Url::parse(&config.addr).map_err(|_| bad("vault address is not a URL".into()))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(bad("vault address must be an http(s) URL".into()));
+            return Err(bad("vault address must be an https URL".into()));
+        }
+        if base.scheme() == "http" {
+            if !config.allow_insecure_http {
+                return Err(bad(
+                    "vault address must be https: plain http would send the Vault token in clear"
+                        .into(),
+                ));
+            }
+            tracing::warn!(
+                store = %name,
+                "vault address is plain http (development switch): the token crosses the network in clear"
+            );
         }
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
