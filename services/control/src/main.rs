@@ -6,6 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context;
 use bulwark_control::{AppState, app, metrics::Metrics};
 use bulwark_oauth::{ClientStore, IssuerSettings, TokenIssuer, signer::KeyFile};
+use bulwark_serve::Stats;
 use bulwark_tls::{PemFiles, Reloading, server_config};
 use clap::Parser;
 
@@ -25,6 +26,9 @@ struct Config {
         default_value = "https://127.0.0.1:8443"
     )]
     url: String,
+    /// The admin page's own listener (internal: never publish it beside the token endpoint).
+    #[arg(long, env = "BULWARK_ADMIN_LISTEN", default_value = "127.0.0.1:8445")]
+    admin_listen: SocketAddr,
     #[arg(long, env = "BULWARK_CERTS_DIR", default_value = "certs")]
     certs_dir: PathBuf,
     /// File holding the Bulwark database URL (it contains a password, so never a flag).
@@ -36,10 +40,27 @@ struct Config {
     /// Access token lifetime.
     #[arg(long, env = "BULWARK_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     access_token_ttl: Duration,
+    /// Tokens per second one authenticated client may get (burst: twice this).
     #[arg(long, env = "BULWARK_RATE_PER_CLIENT", default_value_t = 50.0)]
     rate_per_client: f64,
+    /// Token requests per second one address may send, authenticated or not (burst: twice).
     #[arg(long, env = "BULWARK_RATE_PER_ADDRESS", default_value_t = 100.0)]
     rate_per_address: f64,
+    /// Failed authentications one (client id, address) pair may make before 429...
+    #[arg(long, env = "BULWARK_RATE_FAILURE_BURST", default_value_t = 10)]
+    rate_failure_burst: u32,
+    /// ...and how many per second come back.
+    #[arg(long, env = "BULWARK_RATE_FAILURES_PER_SECOND", default_value_t = 0.1)]
+    rate_failures_per_second: f64,
+    /// Failed authentications one address may make, for any client ids, before 429...
+    #[arg(long, env = "BULWARK_RATE_ADDRESS_FAILURE_BURST", default_value_t = 50)]
+    rate_address_failure_burst: u32,
+    /// ...and how many per second come back.
+    #[arg(long, env = "BULWARK_RATE_ADDRESS_FAILURES_PER_SECOND", default_value_t = 1.0)]
+    rate_address_failures_per_second: f64,
+    /// Keys each token-endpoint rate limiter holds (least recently used evicted first).
+    #[arg(long, env = "BULWARK_RATE_LIMITER_CAPACITY", default_value_t = 10_000)]
+    rate_limiter_capacity: usize,
     /// How often certificates and the signing key are re-read from disk.
     #[arg(long, env = "BULWARK_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     reload_interval: Duration,
@@ -51,6 +72,8 @@ struct Config {
     log_format: bulwark_process::LogFormat,
     #[command(flatten)]
     admin: bulwark_control::admin::config::AdminArgs,
+    #[command(flatten)]
+    http: bulwark_serve::cli::ListenerArgs,
 }
 
 #[tokio::main]
@@ -72,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
         cfg.reload_interval,
     )?);
     let ttl = time::Duration::try_from(cfg.access_token_ttl).context("token TTL")?;
-    let issuer = TokenIssuer::new(
+    let issuer = TokenIssuer::with_throttle(
         ClientStore::new(pool.clone()),
         key,
         IssuerSettings {
@@ -83,47 +106,80 @@ async fn main() -> anyhow::Result<()> {
             per_address_per_second: cfg.rate_per_address,
             per_address_burst: (cfg.rate_per_address * 2.0) as u32,
         },
+        &bulwark_oauth::ThrottleSettings {
+            failure_burst: cfg.rate_failure_burst,
+            failures_per_second: cfg.rate_failures_per_second,
+            address_failure_burst: cfg.rate_address_failure_burst,
+            address_failures_per_second: cfg.rate_address_failures_per_second,
+            capacity: cfg.rate_limiter_capacity,
+        },
     );
     let cert = Reloading::new(PemFiles::new(
         cfg.certs_dir.join("control-server.crt"),
         cfg.certs_dir.join("control-server.key"),
     ))?;
     cert.spawn_watcher(cfg.reload_interval);
-    let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(server_config(
-        cert.clone(),
-        None,
-    )?));
+    // Both listeners serve the control-server certificate (reloaded on rotation).
+    let tls = Arc::new(server_config(cert.clone(), None)?);
     let admin = if cfg.admin.admin_disabled {
         tracing::info!("admin page disabled");
         None
     } else {
         Some(admin_state(&cfg, pool.clone(), ttl).await?)
     };
+    let metrics = Arc::new(Metrics::default());
     let state = AppState {
         issuer: Arc::new(issuer),
         certs_dir: cfg.certs_dir.clone(),
         base_url: cfg.url.trim_end_matches('/').to_owned(),
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
     };
-    let router = match &admin {
-        Some(a) => {
-            bulwark_control::admin::spawn_background(a);
-            app(state).merge(bulwark_control::admin::router(a.clone()))
-        }
-        None => app(state),
-    };
-    let handle = axum_server::Handle::new();
-    let shutdown = handle.clone();
+    let limits = cfg.http.limits();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         bulwark_process::shutdown_signal().await;
-        shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+        let _ = stop.send(true);
     });
-    tracing::info!(listen = %cfg.listen, fingerprint = %cert.fingerprint(), "bulwark-control serving HTTPS");
-    axum_server::bind_rustls(cfg.listen, tls)
-        .handle(handle)
-        .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    // The public listener: token endpoint, JWKS, metadata, health, metrics. The admin page
+    // is not here (not even as 404-behind-login): only the admin listener routes /admin.
+    let public_stats = Arc::new(Stats::new("public"));
+    metrics.add_listener(public_stats.clone());
+    let public = bulwark_serve::bind(cfg.listen).await?;
+    tracing::info!(listen = %cfg.listen, fingerprint = %cert.fingerprint(), "bulwark-control serving HTTPS (public)");
+    let public = bulwark_serve::serve(
+        public,
+        tls.clone(),
+        app(state),
+        limits.clone(),
+        public_stats,
+        stopped(stopping.clone()),
+    );
+    let admin_server = async {
+        let Some(a) = &admin else {
+            return Ok(());
+        };
+        bulwark_control::admin::spawn_background(a);
+        let stats = Arc::new(Stats::new("admin"));
+        metrics.add_listener(stats.clone());
+        let router = bulwark_control::admin::router(a.clone())
+            .route("/healthz", axum::routing::get(|| async { "ok\n" }));
+        let listener = bulwark_serve::bind(cfg.admin_listen).await?;
+        tracing::info!(listen = %cfg.admin_listen, "bulwark-control serving HTTPS (admin page)");
+        bulwark_serve::serve(
+            listener,
+            tls.clone(),
+            router,
+            limits.clone(),
+            stats,
+            stopped(stopping.clone()),
+        )
         .await
-        .context("serving")?;
+    };
+    tokio::try_join!(public, admin_server).context("serving")?;
     Ok(())
 }
 

@@ -1,10 +1,18 @@
 //! A few Prometheus counters, rendered in the text exposition format.
 
-use std::{collections::BTreeMap, fmt::Write, sync::Mutex};
+use std::{
+    collections::BTreeMap,
+    fmt::Write,
+    sync::{Arc, Mutex},
+};
+
+use bulwark_serve::Stats;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// Connection counters of the HTTPS listeners (public, admin).
+    listeners: Mutex<Vec<Arc<Stats>>>,
 }
 
 impl Metrics {
@@ -16,6 +24,14 @@ impl Metrics {
             Err(p) => p.into_inner(),
         };
         *c.entry((name, labels)).or_default() += 1;
+    }
+
+    /// Include a listener's connection counters in [`Metrics::render`].
+    pub fn add_listener(&self, stats: Arc<Stats>) {
+        match self.listeners.lock() {
+            Ok(mut l) => l.push(stats),
+            Err(p) => p.into_inner().push(stats),
+        }
     }
 
     pub fn render(&self) -> String {
@@ -31,6 +47,14 @@ impl Metrics {
                 last = name;
             }
             let _ = writeln!(out, "{name}{labels} {v}");
+        }
+        drop(c);
+        let listeners = match self.listeners.lock() {
+            Ok(l) => l.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        if !listeners.is_empty() {
+            out.push_str(&Stats::render_all(listeners.iter().map(|s| &**s)));
         }
         out
     }

@@ -7,7 +7,6 @@ mod support;
 use std::{
     collections::HashMap,
     io::Write,
-    net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, OnceLock},
     time::Duration,
@@ -63,7 +62,10 @@ fn logged_text() -> String {
 // ---- harness ----------------------------------------------------------------------------
 
 struct Harness {
+    /// The admin listener.
     url: String,
+    /// The public listener (token endpoint, JWKS, metadata).
+    public_url: String,
     http: reqwest::Client,
     pool: PgPool,
     certs: PathBuf,
@@ -206,10 +208,12 @@ async fn start(opts: Options) -> Option<Harness> {
         certs.join("control-server.key"),
     ))
     .unwrap();
-    let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(
-        server_config(cert, None).unwrap(),
-    ));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // Two listeners, as bulwark-control runs them: the public one (token endpoint, JWKS)
+    // and the admin page's own. `url` is the admin listener's.
+    let tls = Arc::new(server_config(cert, None).unwrap());
+    let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public_url = format!("https://localhost:{}", public.local_addr().unwrap().port());
     let url = format!(
         "https://localhost:{}",
         listener.local_addr().unwrap().port()
@@ -217,16 +221,26 @@ async fn start(opts: Options) -> Option<Harness> {
     let state = AppState {
         issuer: Arc::new(issuer),
         certs_dir: certs.clone(),
-        base_url: url.clone(),
+        base_url: public_url.clone(),
         metrics: Arc::new(Metrics::default()),
     };
-    let router = app(state).merge(admin::router(admin_state));
-    tokio::spawn(async move {
-        axum_server::from_tcp_rustls(listener, tls)
-            .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+    let router =
+        admin::router(admin_state).route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    for (listener, router, name) in [(public, app(state), "public"), (listener, router, "admin")] {
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            bulwark_serve::serve(
+                listener,
+                tls,
+                router,
+                bulwark_serve::Limits::default(),
+                Arc::new(bulwark_serve::Stats::new(name)),
+                std::future::pending(),
+            )
             .await
             .unwrap();
-    });
+        });
+    }
     let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.crt")).unwrap()).unwrap();
     let http = reqwest::Client::builder()
         .add_root_certificate(ca)
@@ -237,6 +251,7 @@ async fn start(opts: Options) -> Option<Harness> {
         .unwrap();
     Some(Harness {
         url,
+        public_url,
         http,
         pool,
         certs,
@@ -1201,4 +1216,75 @@ async fn automatic_renewal_renews_due_items_and_audits_them() {
         rows.iter()
             .any(|r| r.0 == "auto-renew" && r.1 == "rotate-jwt-key" && r.3 == "success")
     );
+}
+
+/// The admin page has a listener of its own: the public one (token endpoint) does not
+/// route /admin at all, and the admin one does not route the token endpoint.
+#[tokio::test]
+async fn the_admin_page_is_only_on_the_admin_listener() {
+    let Some(h) = start(Options::default()).await else {
+        return;
+    };
+    for path in [
+        "/admin",
+        "/admin/",
+        "/admin/login",
+        "/admin/static/admin.css",
+    ] {
+        let res = h
+            .http
+            .get(format!("{}{path}", h.public_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::NOT_FOUND,
+            "public listener answered {path}"
+        );
+    }
+    let res = h
+        .http
+        .post(format!("{}/admin/login", h.public_url))
+        .form(&[("username", "admin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = h
+        .http
+        .get(format!("{}/admin/login", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = h
+        .http
+        .get(format!("{}/healthz", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (res.status(), res.text().await.unwrap()),
+        (StatusCode::OK, "ok\n".into())
+    );
+    let res = h
+        .http
+        .post(format!("{}/oauth/token", h.url))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "admin listener routes the token endpoint"
+    );
+    let res = h
+        .http
+        .get(format!("{}/healthz", h.public_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 }

@@ -1,7 +1,7 @@
 //! A real bulwark-control over HTTPS on an ephemeral port, backed by a fresh database.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use bulwark_control::{AppState, app, metrics::Metrics};
 use bulwark_oauth::{
@@ -97,11 +97,18 @@ pub async fn start(settings: IssuerSettings) -> Option<Harness> {
         base_url: url.clone(),
         metrics: Arc::new(Metrics::default()),
     };
+    // The production serve loop (timeouts, connection limit, ConnectInfo), default limits.
     let server = tokio::spawn(async move {
-        axum_server::from_tcp_rustls(listener, tls)
-            .serve(app(state).into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .unwrap();
+        bulwark_serve::serve(
+            listener,
+            tls,
+            app(state),
+            bulwark_serve::Limits::default(),
+            Arc::new(bulwark_serve::Stats::new("public")),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
     });
     let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.crt")).unwrap()).unwrap();
     let http = reqwest::Client::builder()
