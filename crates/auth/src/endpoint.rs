@@ -139,7 +139,7 @@ fn basic_header(creds: &ClientCredentials) -> Result<HeaderValue> {
     Ok(value)
 }
 
-async fn read_limited(mut response: reqwest::Response) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) async fn read_limited(mut response: reqwest::Response) -> Result<Zeroizing<Vec<u8>>> {
     if response
         .content_length()
         .is_some_and(|len| len > MAX_BODY as u64)

@@ -55,7 +55,10 @@ pub use credentials::{
 };
 pub use endpoint::ClientAuthMethod;
 pub use error::{AuthError, OAuthErrorCode, Result, SourceError, TransportKind};
-pub use manager::{MetricsSnapshot, RefreshHook, RefreshStatus, TokenManager, TokenManagerBuilder};
+pub use manager::{
+    DEFAULT_JWKS_WATCH_INTERVAL, MetricsSnapshot, RefreshHook, RefreshStatus, TokenManager,
+    TokenManagerBuilder,
+};
 pub use policy::RefreshPolicy;
 pub use secret::SecretString;
 pub use token::{AccessToken, LifetimeSource};

@@ -18,7 +18,7 @@ use crate::credentials::{self, ClientCredentials, CredentialNames, CredentialSou
 use crate::endpoint::{ClientAuthMethod, Endpoint, Granted};
 use crate::error::{AuthError, Result};
 use crate::policy::RefreshPolicy;
-use crate::token::{AccessToken, LifetimeSource, TokenParts, jwt_lifetime};
+use crate::token::{AccessToken, LifetimeSource, TokenParts, jwt_kid, jwt_lifetime};
 
 /// Called with every new token, in order, right after it is installed.
 ///
@@ -56,6 +56,10 @@ pub struct MetricsSnapshot {
     pub discoveries: u64,
     /// Refresh hooks that panicked.
     pub hook_panics: u64,
+    /// JWKS documents fetched by the revocation watch.
+    pub jwks_checks: u64,
+    /// Refreshes forced because the current token's key left the JWKS.
+    pub revocations: u64,
 }
 
 #[derive(Debug, Default)]
@@ -65,7 +69,12 @@ struct Metrics {
     failures: AtomicU64,
     discoveries: AtomicU64,
     hook_panics: AtomicU64,
+    jwks_checks: AtomicU64,
+    revocations: AtomicU64,
 }
+
+/// Default interval of [`TokenManager::start_revocation_watch`].
+pub const DEFAULT_JWKS_WATCH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Obtains and keeps fresh an OAuth2 client-credentials access token.
 ///
@@ -97,6 +106,9 @@ struct Inner {
     hooks: Mutex<Vec<RefreshHook>>,
     metrics: Metrics,
     background: AtomicBool,
+    /// The issuer's JWKS, watched for the revocation of our token's key.
+    jwks_url: reqwest::Url,
+    watching: AtomicBool,
     jitter_seed: AtomicU64,
 }
 
@@ -113,6 +125,7 @@ impl TokenManager {
             clock: Arc::new(SystemClock),
             env: Arc::new(ProcessEnv),
             store: None,
+            jwks_url: None,
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
         }
@@ -253,6 +266,8 @@ impl TokenManager {
             failures: m.failures.load(Ordering::Relaxed),
             discoveries: m.discoveries.load(Ordering::Relaxed),
             hook_panics: m.hook_panics.load(Ordering::Relaxed),
+            jwks_checks: m.jwks_checks.load(Ordering::Relaxed),
+            revocations: m.revocations.load(Ordering::Relaxed),
         }
     }
 
@@ -280,6 +295,38 @@ impl TokenManager {
             Arc::downgrade(&self.inner),
             self.inner.status.subscribe(),
             Arc::clone(&self.inner.clock),
+        ));
+        Ok(())
+    }
+
+    /// Starts the revocation watch on the current Tokio runtime (idempotent):
+    /// every `interval` the issuer's JWKS is fetched (over the same HTTPS
+    /// client and CA as the token endpoint; by default
+    /// `<token URL origin>/.well-known/jwks.json`) and, when the current
+    /// token's `kid` is no longer in it, a new token is fetched at once
+    /// (single flight) and handed to the hooks, so a key revoked by the
+    /// issuer stops being presented without a restart. A fetch that fails
+    /// changes nothing: the token is kept. Opaque tokens (no `kid`) are not
+    /// checked. Stops by itself once every clone of the manager is dropped.
+    pub fn start_revocation_watch(&self, interval: Duration) -> Result<()> {
+        if interval.is_zero() {
+            return Err(AuthError::config(
+                "the JWKS watch interval must be positive",
+            ));
+        }
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| AuthError::config("the revocation watch needs a Tokio runtime"))?;
+        if self.inner.watching.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // The first deadline is fixed here, not when the task first runs, so the
+        // schedule does not depend on task start-up latency.
+        let first = self.inner.clock.now() + interval;
+        runtime.spawn(run_revocation_watch(
+            Arc::downgrade(&self.inner),
+            Arc::clone(&self.inner.clock),
+            interval,
+            first,
         ));
         Ok(())
     }
@@ -458,6 +505,74 @@ impl Inner {
         (h.finish() >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// The `kid`s the issuer publishes now. Reasons are fixed strings: the body is never quoted.
+    async fn published_kids(&self) -> std::result::Result<Vec<String>, String> {
+        #[derive(serde::Deserialize)]
+        struct Key {
+            kid: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Document {
+            keys: Vec<Key>,
+        }
+        self.metrics.jwks_checks.fetch_add(1, Ordering::Relaxed);
+        let response = self
+            .endpoint
+            .http
+            .get(self.jwks_url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| AuthError::transport(e).to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("HTTP status {}", response.status().as_u16()));
+        }
+        let body = crate::endpoint::read_limited(response)
+            .await
+            .map_err(|e| e.to_string())?;
+        let doc: Document =
+            serde_json::from_slice(&body).map_err(|_| "not a JWK Set document".to_owned())?;
+        Ok(doc.keys.into_iter().filter_map(|k| k.kid).collect())
+    }
+
+    /// One revocation check; `failures` counts consecutive fetch failures (logging only).
+    async fn check_revocation(&self, failures: &mut u32) {
+        let Some(token) = self.current() else {
+            return;
+        };
+        let Some(kid) = jwt_kid(token.expose_secret()) else {
+            return;
+        };
+        let kids = match self.published_kids().await {
+            Ok(kids) => {
+                *failures = 0;
+                kids
+            }
+            Err(reason) => {
+                *failures = failures.saturating_add(1);
+                // Warn once per outage, not every interval; the token stays in use.
+                if *failures == 1 {
+                    tracing::warn!(app = %self.app, url = %self.jwks_url, reason = %reason, "JWKS fetch failed; keeping the current token");
+                } else {
+                    tracing::debug!(app = %self.app, url = %self.jwks_url, reason = %reason, failures = *failures, "JWKS fetch failed; keeping the current token");
+                }
+                return;
+            }
+        };
+        if kids.contains(&kid) {
+            return;
+        }
+        let guard = self.refresh_lock.lock().await;
+        // Somebody refreshed while we fetched: that token is checked next time.
+        if self.current().map(|t| t.generation()) != Some(token.generation()) {
+            return;
+        }
+        tracing::warn!(app = %self.app, kid = %kid, "the current token's signing key is no longer published (revoked); fetching a new token");
+        self.metrics.revocations.fetch_add(1, Ordering::Relaxed);
+        // The outcome is recorded in the status; a failure is retried by the refresher.
+        let _ = self.refresh_locked(&guard).await;
+    }
+
     /// Background attempt, skipped if somebody else refreshed while we waited.
     async fn background_refresh(&self) {
         let guard = self.refresh_lock.lock().await;
@@ -513,6 +628,31 @@ async fn run_refresher(
     }
 }
 
+/// Checks on a fixed grid (`first + k * interval`); ticks missed while a check
+/// ran long are skipped rather than run back to back.
+async fn run_revocation_watch(
+    inner: Weak<Inner>,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    first: Instant,
+) {
+    let mut failures = 0u32;
+    let mut next = first;
+    loop {
+        clock.sleep_until(next).await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        inner.check_revocation(&mut failures).await;
+        drop(inner);
+        next += interval;
+        let now = clock.now();
+        if next < now {
+            next = now + interval;
+        }
+    }
+}
+
 /// Configuration for a [`TokenManager`]; see [`TokenManager::builder`].
 pub struct TokenManagerBuilder {
     token_url: String,
@@ -524,6 +664,7 @@ pub struct TokenManagerBuilder {
     clock: Arc<dyn Clock>,
     env: Arc<dyn CredentialSource>,
     store: Option<Arc<dyn CredentialSource>>,
+    jwks_url: Option<String>,
     request_timeout: Duration,
     connect_timeout: Duration,
 }
@@ -551,6 +692,7 @@ impl fmt::Debug for TokenManagerBuilder {
             .field("clock", &self.clock)
             .field("env", &self.env)
             .field("store", &self.store)
+            .field("jwks_url", &self.jwks_url)
             .finish_non_exhaustive()
     }
 }
@@ -613,6 +755,13 @@ impl TokenManagerBuilder {
         self
     }
 
+    /// The JWKS the revocation watch reads; by default
+    /// `<token URL origin>/.well-known/jwks.json`. Must be https.
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = Some(url.into());
+        self
+    }
+
     /// Whole-request timeout (default 10 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
@@ -641,6 +790,16 @@ impl TokenManagerBuilder {
         }
         if url.fragment().is_some() {
             return Err(AuthError::config("token URL must not have a fragment"));
+        }
+        let jwks_url = match &self.jwks_url {
+            Some(u) => reqwest::Url::parse(u)
+                .map_err(|_| AuthError::config("JWKS URL is not a valid URL"))?,
+            None => url
+                .join("/.well-known/jwks.json")
+                .map_err(|_| AuthError::config("cannot derive the JWKS URL from the token URL"))?,
+        };
+        if jwks_url.scheme() != "https" {
+            return Err(AuthError::config("JWKS URL must use https"));
         }
         for scope in &self.scopes {
             // RFC 6749 section 3.3 scope-token characters.
@@ -718,6 +877,8 @@ impl TokenManagerBuilder {
                 hooks: Mutex::new(Vec::new()),
                 metrics: Metrics::default(),
                 background: AtomicBool::new(false),
+                jwks_url,
+                watching: AtomicBool::new(false),
                 jitter_seed: AtomicU64::new(0),
             }),
         })

@@ -144,6 +144,17 @@ impl fmt::Debug for AccessToken {
     }
 }
 
+/// The `kid` of an unverified JWT header; `None` for anything else (opaque tokens).
+/// Used only to notice that the key which signed our own token was revoked.
+pub(crate) fn jwt_kid(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("kid")?.as_str().map(str::to_owned)
+}
+
 /// `exp - iat`, or `exp - wall_now`, from an unverified JWT payload.
 ///
 /// Only timing is read from the payload; nothing here is trusted for

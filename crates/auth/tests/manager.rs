@@ -551,3 +551,127 @@ async fn background_refresher_stops_when_the_manager_is_dropped() {
     h.clock.advance(60 * MIN);
     assert_eq!(h.server.requests(), 1);
 }
+
+const WATCH: Duration = Duration::from_secs(10);
+
+/// The issuer revokes the key that signed our token: within one watch interval
+/// a new token is fetched and handed to the hooks (the live Temporal client).
+#[tokio::test]
+async fn revoked_key_forces_a_new_token_within_the_watch_interval() {
+    let h = Harness::new(Some(900)).await;
+    h.server.set_kid("key-1");
+    h.server.set_jwks(Ok(&["key-1"]));
+    let first = h.manager.get_access_token(false).await.unwrap();
+    let pushed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let p = Arc::clone(&pushed);
+    h.manager.on_refresh(Arc::new(move |t| {
+        p.lock().unwrap().push(t.expose_secret().to_owned());
+    }));
+    h.manager.start_revocation_watch(WATCH).unwrap();
+    h.manager.start_revocation_watch(WATCH).unwrap();
+
+    // Key still published: checked, nothing fetched.
+    h.clock.advance(WATCH);
+    within("first JWKS check", h.server.wait_for_jwks_requests(1)).await;
+
+    // Revoke: the issuer signs with a new key and publishes only that one.
+    h.server.set_kid("key-2");
+    h.server.set_jwks(Ok(&["key-2"]));
+    h.clock.advance(WATCH);
+    let second = h.token(2).await;
+    assert_ne!(second.expose_secret(), first.expose_secret());
+    assert_eq!(h.server.requests(), 2);
+    assert_eq!(h.manager.metrics().revocations, 1);
+    assert_eq!(
+        pushed.lock().unwrap().last().map(String::as_str),
+        Some(second.expose_secret()),
+        "the new token reached the hook"
+    );
+
+    // The new token's key is published: two more checks, no further request.
+    h.clock.advance(WATCH);
+    within("third JWKS check", h.server.wait_for_jwks_requests(3)).await;
+    h.clock.advance(WATCH);
+    within("fourth JWKS check", h.server.wait_for_jwks_requests(4)).await;
+    assert_eq!(h.server.requests(), 2);
+    assert_eq!(h.manager.metrics().revocations, 1);
+}
+
+/// Key present: every check is a JWKS fetch only.
+#[tokio::test]
+async fn published_key_causes_no_extra_token_request() {
+    let h = Harness::new(Some(900)).await;
+    h.server.set_kid("key-1");
+    h.server.set_jwks(Ok(&["key-0", "key-1"]));
+    h.manager.get_access_token(false).await.unwrap();
+    h.manager.start_revocation_watch(WATCH).unwrap();
+    for n in 1..=3 {
+        h.clock.advance(WATCH);
+        within("JWKS check", h.server.wait_for_jwks_requests(n)).await;
+    }
+    // Request 3 was answered, so checks 1 and 2 have completed.
+    assert_eq!(h.server.requests(), 1);
+    assert_eq!(h.manager.current_token().unwrap().generation(), 1);
+    assert_eq!(h.manager.metrics().revocations, 0);
+}
+
+/// An unreachable or failing JWKS changes nothing: the token is kept.
+#[tokio::test]
+async fn failing_jwks_keeps_the_token() {
+    let h = Harness::new(Some(900)).await;
+    h.server.set_kid("key-1");
+    h.server.set_jwks(Err(503));
+    let first = h.manager.get_access_token(false).await.unwrap();
+    h.manager.start_revocation_watch(WATCH).unwrap();
+    for n in 1..=3 {
+        h.clock.advance(WATCH);
+        within("JWKS check", h.server.wait_for_jwks_requests(n)).await;
+    }
+    assert_eq!(h.server.requests(), 1);
+    let kept = h.manager.current_token().unwrap();
+    assert_eq!(kept.expose_secret(), first.expose_secret());
+    assert!(h.manager.is_token_valid());
+    assert_eq!(h.manager.metrics().revocations, 0);
+
+    // Nothing listens at this JWKS URL at all: same outcome.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let clock = ManualClock::new();
+    let m = TokenManager::builder(&h.server.url, APP)
+        .ca_bundle_file(&h.server.ca_path)
+        .clock(Arc::new(clock.clone()))
+        .environment(Arc::new(h.env.clone()))
+        .secret_store(Arc::new(h.store.clone()))
+        .jwks_url(format!("https://127.0.0.1:{port}/.well-known/jwks.json"))
+        .build()
+        .unwrap();
+    let t = m.get_access_token(false).await.unwrap();
+    m.start_revocation_watch(WATCH).unwrap();
+    for n in 1..=3u64 {
+        clock.advance(WATCH);
+        within("JWKS attempt", async {
+            while m.metrics().jwks_checks < n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+    }
+    // Attempt 3 started, so attempt 2 failed and was handled.
+    assert_eq!(
+        m.current_token().unwrap().expose_secret(),
+        t.expose_secret()
+    );
+    assert_eq!(m.metrics().revocations, 0);
+}
+
+#[tokio::test]
+async fn watch_configuration_is_checked() {
+    let h = Harness::new(Some(900)).await;
+    assert!(h.manager.start_revocation_watch(Duration::ZERO).is_err());
+    let e = TokenManager::builder(&h.server.url, APP)
+        .jwks_url("http://localhost/.well-known/jwks.json")
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("https"), "{e}");
+}

@@ -99,6 +99,26 @@ pub struct ConnectOptions {
     pub retry: ConnectRetry,
     /// Timeout of one TCP+TLS connect.
     pub connect_timeout: Duration,
+    /// How often the token manager checks the issuer's JWKS for the revocation of its
+    /// token's key (then fetches a new token at once); `None` disables the check.
+    pub jwks_watch_interval: Option<Duration>,
+}
+
+/// Environment variable for [`ConnectOptions::jwks_watch_interval`]: a duration such as
+/// `10s`; `0` or `off` disables the watch.
+pub const JWKS_WATCH_INTERVAL_ENV: &str = "BULWARK_JWKS_WATCH_INTERVAL";
+
+/// Parses a [`JWKS_WATCH_INTERVAL_ENV`] value.
+pub fn parse_jwks_watch_interval(value: &str) -> Result<Option<Duration>, String> {
+    match value.trim() {
+        "" => Ok(Some(bulwark_auth::DEFAULT_JWKS_WATCH_INTERVAL)),
+        "0" | "off" => Ok(None),
+        v => match humantime::parse_duration(v) {
+            Ok(d) if d.is_zero() => Ok(None),
+            Ok(d) => Ok(Some(d)),
+            Err(e) => Err(format!("{JWKS_WATCH_INTERVAL_ENV}={v:?}: {e}")),
+        },
+    }
 }
 
 impl fmt::Debug for ConnectOptions {
@@ -113,13 +133,15 @@ impl fmt::Debug for ConnectOptions {
             .field("tokens", &self.tokens.app())
             .field("cert_reload_interval", &self.cert_reload_interval)
             .field("retry", &self.retry)
+            .field("jwks_watch_interval", &self.jwks_watch_interval)
             .finish_non_exhaustive()
     }
 }
 
 impl ConnectOptions {
     /// Options with defaults: the identity's `client-<identity>.crt/.key` and `ca.crt` in
-    /// `certs_dir`, certificate re-checked every 30 s, 10 attempts, 10 s connect timeout.
+    /// `certs_dir`, certificate re-checked every 30 s, 10 attempts, 10 s connect timeout,
+    /// JWKS revocation watch every [`JWKS_WATCH_INTERVAL_ENV`] (default 10 s).
     #[must_use]
     pub fn new(
         address: impl Into<String>,
@@ -130,6 +152,12 @@ impl ConnectOptions {
         tokens: TokenManager,
     ) -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        let jwks_watch_interval =
+            parse_jwks_watch_interval(&std::env::var(JWKS_WATCH_INTERVAL_ENV).unwrap_or_default())
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "ignoring an invalid setting; using the default");
+                    Some(bulwark_auth::DEFAULT_JWKS_WATCH_INTERVAL)
+                });
         Self {
             address: address.into(),
             server_name: server_name.into(),
@@ -141,6 +169,7 @@ impl ConnectOptions {
             cert_reload_interval: Duration::from_secs(30),
             retry: ConnectRetry::default(),
             connect_timeout: Duration::from_secs(10),
+            jwks_watch_interval,
         }
     }
 }
@@ -225,6 +254,9 @@ fn target_url(address: &str) -> Result<Url, String> {
 /// * The token manager's background refresh is started (idempotent); the first token is
 ///   fetched before connecting, and every refreshed token is applied to the live connection
 ///   with `set_api_key` (no reconnect).
+/// * With `jwks_watch_interval`, the token manager's revocation watch is started: a token
+///   whose signing key left the issuer's JWKS is replaced on the live connection within one
+///   interval.
 /// * Each failure is logged with the address and cause; [`ConnectError`] carries the last one.
 pub async fn connect(options: ConnectOptions) -> Result<Client, ConnectError> {
     let address = options.address.clone();
@@ -313,6 +345,16 @@ pub async fn connect(options: ConnectOptions) -> Result<Client, ConnectError> {
     options.tokens.on_refresh(Arc::new(move |t| {
         hook_conn.set_api_key(Some(t.expose_secret().to_owned()));
     }));
+    // A revoked signing key: the manager fetches a new token, and the hook above applies it.
+    if let Some(interval) = options.jwks_watch_interval {
+        options
+            .tokens
+            .start_revocation_watch(interval)
+            .map_err(|source| ConnectError::Token {
+                address: address.clone(),
+                source,
+            })?;
+    }
 
     let client = temporalio_client::Client::new(
         connection,
@@ -360,6 +402,21 @@ use temporalio_client::tonic::Code as tonic_code;
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn jwks_watch_interval_setting() {
+        let d = bulwark_auth::DEFAULT_JWKS_WATCH_INTERVAL;
+        assert_eq!(parse_jwks_watch_interval(""), Ok(Some(d)));
+        assert_eq!(
+            parse_jwks_watch_interval("30s"),
+            Ok(Some(Duration::from_secs(30)))
+        );
+        assert_eq!(parse_jwks_watch_interval("0"), Ok(None));
+        assert_eq!(parse_jwks_watch_interval("off"), Ok(None));
+        assert_eq!(parse_jwks_watch_interval("0s"), Ok(None));
+        let e = parse_jwks_watch_interval("soon").unwrap_err();
+        assert!(e.contains(JWKS_WATCH_INTERVAL_ENV), "{e}");
+    }
 
     #[test]
     fn backoff_grows_caps_and_jitters() {

@@ -17,7 +17,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use base64::Engine as _;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -63,6 +63,12 @@ pub struct ServerState {
     pub requests: watch::Sender<usize>,
     /// While false, requests are held before being answered.
     pub gate: watch::Sender<bool>,
+    /// `kid` put in the header of issued JWTs (none when `None`).
+    pub kid: Mutex<Option<String>>,
+    /// `/.well-known/jwks.json`: the published kids, or `Err(status)` to fail.
+    pub jwks: Mutex<Result<Vec<String>, u16>>,
+    /// JWKS requests answered so far; tests wait on it.
+    pub jwks_requests: watch::Sender<usize>,
 }
 
 pub struct TokenServer {
@@ -160,9 +166,13 @@ impl TokenServer {
             issued: AtomicU64::new(0),
             requests: watch::channel(0).0,
             gate: watch::channel(true).0,
+            kid: Mutex::new(None),
+            jwks: Mutex::new(Ok(Vec::new())),
+            jwks_requests: watch::channel(0).0,
         });
         let app = Router::new()
             .route("/oauth/token", post(token))
+            .route("/.well-known/jwks.json", get(jwks))
             .with_state(Arc::clone(&state));
         let listener = TlsListener {
             tcp,
@@ -213,6 +223,27 @@ impl TokenServer {
         rx.wait_for(|c| *c >= n).await.unwrap();
     }
 
+    /// Sign new tokens with `kid` in their header.
+    pub fn set_kid(&self, kid: &str) {
+        *self.state.kid.lock().unwrap() = Some(kid.to_owned());
+    }
+
+    /// Publish these kids (`Err(status)`: answer the JWKS request with that status).
+    pub fn set_jwks(&self, kids: Result<&[&str], u16>) {
+        *self.state.jwks.lock().unwrap() =
+            kids.map(|k| k.iter().map(|s| (*s).to_owned()).collect());
+    }
+
+    pub fn jwks_requests(&self) -> usize {
+        *self.state.jwks_requests.borrow()
+    }
+
+    /// Waits until `n` JWKS requests have been answered.
+    pub async fn wait_for_jwks_requests(&self, n: usize) {
+        let mut rx = self.state.jwks_requests.subscribe();
+        rx.wait_for(|c| *c >= n).await.unwrap();
+    }
+
     pub fn hold(&self) {
         self.state.gate.send_replace(false);
     }
@@ -220,6 +251,24 @@ impl TokenServer {
     pub fn release(&self) {
         self.state.gate.send_replace(true);
     }
+}
+
+async fn jwks(State(state): State<Arc<ServerState>>) -> Response {
+    let published = state.jwks.lock().unwrap().clone();
+    let res = match published {
+        Ok(kids) => {
+            let keys: Vec<_> = kids
+                .iter()
+                .map(|k| serde_json::json!({"kty": "EC", "crv": "P-256", "kid": k, "x": "x", "y": "y"}))
+                .collect();
+            axum::Json(serde_json::json!({ "keys": keys })).into_response()
+        }
+        Err(code) => StatusCode::from_u16(code).unwrap().into_response(),
+    };
+    // Counted once the answer is ready, so a test that saw request n knows the
+    // manager is about to act on it.
+    state.jwks_requests.send_modify(|n| *n += 1);
+    res
 }
 
 fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
@@ -355,9 +404,13 @@ async fn token(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: 
             let claims = serde_json::json!({
                 "sub": id, "scope": scope, "iat": iat, "exp": iat + ttl, "jti": n,
             });
+            let header = match &*state.kid.lock().unwrap() {
+                Some(kid) => serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": kid}),
+                None => serde_json::json!({"alg": "ES256", "typ": "JWT"}),
+            };
             format!(
                 "{}.{}.sig{n}{marker}",
-                b64.encode(r#"{"alg":"ES256","typ":"JWT"}"#),
+                b64.encode(header.to_string()),
                 b64.encode(claims.to_string())
             )
         }
