@@ -4,7 +4,7 @@
 mod support;
 
 use bulwark_oauth::IssuerSettings;
-use bulwark_pki::jwt::{Jwks, verify};
+use bulwark_pki::jwt::{Jwks, VerifyOptions, verify};
 use reqwest::StatusCode;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -40,7 +40,7 @@ async fn issues_tokens_that_verify_against_the_published_jwks() {
         body["access_token"].as_str().unwrap(),
         &jwks(&h).await,
         OffsetDateTime::now_utc(),
-        Some("temporal"),
+        &VerifyOptions::new(time::Duration::minutes(15)).audience("temporal"),
     )
     .unwrap();
     assert_eq!(claims.permissions, ["default:write"]);
@@ -111,7 +111,7 @@ async fn scope_narrowing_and_invalid_scope() {
         r["access_token"].as_str().unwrap(),
         &jwks(&h).await,
         OffsetDateTime::now_utc(),
-        None,
+        &VerifyOptions::new(time::Duration::minutes(15)),
     )
     .unwrap();
     assert_eq!(claims.permissions, ["default:read"]);
@@ -384,7 +384,7 @@ async fn a_rotated_signing_key_is_used_without_restart() {
                 t["access_token"].as_str().unwrap(),
                 &jwks(&h).await,
                 OffsetDateTime::now_utc(),
-                None,
+                &VerifyOptions::new(time::Duration::minutes(15)),
             )
             .unwrap();
             break;
