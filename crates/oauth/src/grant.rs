@@ -1,18 +1,24 @@
 //! The client-credentials grant (RFC 6749 section 4.4): authenticate the client, narrow the
 //! scope, mint a short-lived JWT in the claim shape Temporal's default claim mapper reads.
 
-use std::{net::IpAddr, sync::Arc, time::Duration as StdDuration};
+use std::{net::IpAddr, sync::Arc};
 
 use bulwark_pki::jwt::Claims;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    ratelimit::RateLimiter,
+    ClientId,
+    ratelimit::Rate,
     scope::ScopeSet,
     secret::{ClientSecret, SecretHash},
     signer::KeyFile,
     store::ClientStore,
+    throttle::{LimiterKeys, Throttle, ThrottleSettings, Throttled},
 };
+
+/// The longest client secret worth hashing. Issued secrets are 43 characters; this leaves
+/// room for secrets set by other means without letting a caller make us hash megabytes.
+pub const MAX_SECRET_LEN: usize = 256;
 
 /// RFC 6749 section 5.2 error codes, plus rate limiting and internal failure. The messages
 /// are fixed strings: nothing about why authentication failed, so nothing to enumerate.
@@ -28,7 +34,7 @@ pub enum GrantError {
     #[error("only the client_credentials grant is supported")]
     UnsupportedGrantType,
     #[error("too many requests")]
-    RateLimited(StdDuration),
+    RateLimited(Throttled),
     #[error("the server could not issue a token")]
     Internal,
 }
@@ -47,13 +53,43 @@ impl GrantError {
     }
 }
 
-/// A parsed token request.
+/// A token request that has passed the syntax checks: built only by [`TokenRequest::new`].
 #[derive(Debug)]
 pub struct TokenRequest {
-    pub grant_type: Option<String>,
-    pub scope: Option<String>,
-    pub client_id: String,
-    pub client_secret: ClientSecret,
+    scope: Option<String>,
+    client_id: ClientId,
+    client_secret: ClientSecret,
+}
+
+impl TokenRequest {
+    /// The checks that cost nothing and need no state. A client id that cannot be registered
+    /// or an oversized secret is `invalid_client`, the same answer as a wrong secret, so the
+    /// response tells a caller nothing about which ids exist or what shape they have.
+    pub fn new(
+        grant_type: Option<&str>,
+        scope: Option<String>,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<Self, GrantError> {
+        let client_id = ClientId::parse(client_id).ok_or(GrantError::InvalidClient)?;
+        if client_secret.is_empty() || client_secret.len() > MAX_SECRET_LEN {
+            return Err(GrantError::InvalidClient);
+        }
+        match grant_type {
+            Some("client_credentials") => {}
+            Some(_) => return Err(GrantError::UnsupportedGrantType),
+            None => return Err(GrantError::InvalidRequest("grant_type is required")),
+        }
+        Ok(TokenRequest {
+            scope,
+            client_id,
+            client_secret: ClientSecret::from_presented(client_secret),
+        })
+    }
+
+    pub fn client_id(&self) -> &ClientId {
+        &self.client_id
+    }
 }
 
 /// A minted access token.
@@ -65,13 +101,16 @@ pub struct IssuedToken {
     pub client_id: String,
 }
 
-/// Settings for [`TokenIssuer`].
+/// Settings for [`TokenIssuer`]. The failure budgets are in [`ThrottleSettings`].
 #[derive(Debug, Clone)]
 pub struct IssuerSettings {
     pub issuer: String,
     pub ttl: Duration,
+    /// Tokens one authenticated client may get (charged only after its secret checked out).
     pub per_client_per_second: f64,
     pub per_client_burst: u32,
+    /// Well-formed requests one address may make, authenticated or not. Generous: it only
+    /// stops one address hammering.
     pub per_address_per_second: f64,
     pub per_address_burst: u32,
 }
@@ -95,21 +134,30 @@ pub struct TokenIssuer {
     store: ClientStore,
     key: Arc<KeyFile>,
     settings: IssuerSettings,
-    by_client: RateLimiter,
-    by_address: RateLimiter,
+    throttle: Throttle,
     /// Compared against when the client is unknown, so unknown and known clients take the
     /// same path and the same time.
     decoy: SecretHash,
 }
 
 impl TokenIssuer {
+    /// An issuer with the default failure budgets ([`ThrottleSettings::default`]).
     pub fn new(store: ClientStore, key: Arc<KeyFile>, settings: IssuerSettings) -> Self {
+        Self::with_throttle(store, key, settings, &ThrottleSettings::default())
+    }
+
+    pub fn with_throttle(
+        store: ClientStore,
+        key: Arc<KeyFile>,
+        settings: IssuerSettings,
+        throttle: &ThrottleSettings,
+    ) -> Self {
         let decoy = ClientSecret::from_presented("bulwark-decoy-secret-never-issued").hash();
         TokenIssuer {
-            by_client: RateLimiter::new(settings.per_client_per_second, settings.per_client_burst),
-            by_address: RateLimiter::new(
-                settings.per_address_per_second,
-                settings.per_address_burst,
+            throttle: Throttle::new(
+                Rate::new(settings.per_address_per_second, settings.per_address_burst),
+                Rate::new(settings.per_client_per_second, settings.per_client_burst),
+                throttle,
             ),
             store,
             key,
@@ -130,22 +178,25 @@ impl TokenIssuer {
         &self.key
     }
 
+    /// The number of keys each limiter holds now.
+    pub fn limiter_keys(&self) -> LimiterKeys {
+        self.throttle.keys()
+    }
+
+    /// Steps 2-5 of [`crate::throttle`]; step 1 was [`TokenRequest::new`].
     pub async fn issue(&self, req: TokenRequest, peer: IpAddr) -> Result<IssuedToken, GrantError> {
-        self.by_address
-            .check(&peer.to_string())
+        self.throttle.admit(peer).map_err(GrantError::RateLimited)?;
+        self.throttle
+            .check_failures(&req.client_id, peer)
             .map_err(GrantError::RateLimited)?;
-        match req.grant_type.as_deref() {
-            Some("client_credentials") => {}
-            Some(_) => return Err(GrantError::UnsupportedGrantType),
-            None => return Err(GrantError::InvalidRequest("grant_type is required")),
-        }
-        self.by_client
-            .check(&req.client_id)
-            .map_err(GrantError::RateLimited)?;
-        let record = self.store.lookup(&req.client_id).await.map_err(|e| {
-            tracing::error!(error = %e, "client lookup failed");
-            GrantError::Internal
-        })?;
+        let record = self
+            .store
+            .lookup(req.client_id.as_str())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "client lookup failed");
+                GrantError::Internal
+            })?;
         let (client, hashes) = match record {
             Some(r) => (Some(r.client), r.secrets),
             None => (None, vec![(0, self.decoy)]),
@@ -156,8 +207,19 @@ impl TokenIssuer {
             .fold(false, |acc, (_, h)| h.matches(&req.client_secret) | acc);
         let client = match client {
             Some(c) if matched && c.enabled => c,
-            _ => return Err(GrantError::InvalidClient),
+            _ => {
+                // The client id has the registered shape, so it is safe to log; how many of
+                // these lines a caller can cause is bounded by the failure budgets.
+                tracing::info!(client = %req.client_id, %peer, "client authentication failed");
+                self.throttle.record_failure(&req.client_id, peer);
+                return Err(GrantError::InvalidClient);
+            }
         };
+        // Only a caller holding the secret gets here, so only the client itself can use up
+        // its issuance budget.
+        self.throttle
+            .admit_issuance(&req.client_id)
+            .map_err(GrantError::RateLimited)?;
         let granted = match req.scope.as_deref().map(str::trim) {
             None | Some("") => client.allowed.clone(),
             Some(s) => {

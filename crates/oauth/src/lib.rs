@@ -3,12 +3,14 @@
 //! rate limits. HTTP lives in `bulwark-control`; this crate has no web framework in it.
 #![forbid(unsafe_code)]
 
+pub mod client_id;
 pub mod grant;
 pub mod ratelimit;
 pub mod scope;
 pub mod secret;
 pub mod signer;
 pub mod store;
+pub mod throttle;
 
 /// The file, in a credentials directory, holding one service's own OAuth client
 /// credentials (`<client>_client_id`, `<client>_client_secret`): the deployment secret store
@@ -17,10 +19,12 @@ pub fn deployment_secrets_file(client: &str) -> String {
     format!("deployment-secrets-{client}.json")
 }
 
+pub use client_id::ClientId;
 pub use grant::{GrantError, IssuedToken, IssuerSettings, TokenIssuer, TokenRequest};
 pub use scope::{Scope, ScopeSet};
 pub use secret::ClientSecret;
 pub use store::{Client, ClientStore};
+pub use throttle::{ThrottleReason, ThrottleSettings, Throttled};
 
 /// The Bulwark database migrations (`migrations/`), applied by `bulwark-init`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -42,17 +42,7 @@ pub struct ClientStore {
 }
 
 fn valid_id(id: &str) -> Result<(), Error> {
-    let ok = !id.is_empty()
-        && id.len() <= 63
-        && id.starts_with(|c: char| c.is_ascii_lowercase())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidClientId(id.to_owned()))
-    }
+    id.parse::<crate::ClientId>().map(drop)
 }
 
 impl ClientStore {
@@ -107,9 +97,14 @@ impl ClientStore {
         client_id: &str,
         grace: Duration,
     ) -> Result<(i32, ClientSecret), Error> {
+        valid_id(client_id)?;
         let secret = ClientSecret::generate()?;
         let mut tx = self.pool.begin().await?;
-        // Lock the client row so concurrent rotations serialise on version numbers.
+        // Concurrent rotations of one client (init, the admin page, two operators) serialise
+        // on this row lock, held until commit. Under READ COMMITTED every later statement of
+        // this transaction then sees the other rotation's committed rows, so each computes
+        // its own next version and supersedes the other's secret: versions stay dense and
+        // exactly one secret stays current (expires_at NULL).
         let exists = sqlx::query("SELECT 1 FROM oauth_clients WHERE client_id = $1 FOR UPDATE")
             .bind(client_id)
             .fetch_optional(&mut *tx)

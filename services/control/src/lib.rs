@@ -20,8 +20,9 @@ use axum::{
     routing::{get, post},
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
-use bulwark_oauth::{ClientSecret, GrantError, TokenIssuer, TokenRequest};
+use bulwark_oauth::{GrantError, TokenIssuer, TokenRequest};
 use serde::Deserialize;
+use zeroize::Zeroizing;
 
 use crate::metrics::Metrics;
 
@@ -35,10 +36,22 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
+/// The largest `Authorization` header the token endpoint reads: Basic credentials of a
+/// 63-character id and a 256-byte secret, form-encoded (x3) and base64 (x4/3), fit well.
+pub const MAX_AUTHORIZATION_BYTES: usize = 4 * 1024;
+
+/// The largest token request body: a grant type, a scope list and client credentials.
+pub const MAX_TOKEN_BODY_BYTES: usize = 8 * 1024;
+
 /// The whole router. `ConnectInfo<SocketAddr>` must be provided by the server.
 pub fn app(state: AppState) -> Router {
+    // Sizes are checked before the body is read; the body limit also holds for bodies that
+    // announce no length (chunked), whose overflow surfaces as a form rejection.
+    let token_route = post(token)
+        .layer(DefaultBodyLimit::max(MAX_TOKEN_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), token_sizes));
     Router::new()
-        .route("/oauth/token", post(token))
+        .route("/oauth/token", token_route)
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -64,6 +77,58 @@ async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
+/// An RFC 6749 section 5.2 JSON error body with the no-store headers.
+fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
+    let body = serde_json::json!({"error": code, "error_description": description});
+    let mut res = (status, Json(body)).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+const BODY_TOO_LARGE: &str = "the request body is too large";
+
+/// Refuse an oversized `Authorization` header (431) or announced body (413) before the
+/// handler reads anything.
+async fn token_sizes(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let auth_len = req
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.len())
+        .sum::<usize>();
+    if auth_len > MAX_AUTHORIZATION_BYTES {
+        return too_large(
+            &state,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "the Authorization header is too large",
+        );
+    }
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_TOKEN_BODY_BYTES as u64) {
+        return too_large(&state, StatusCode::PAYLOAD_TOO_LARGE, BODY_TOO_LARGE);
+    }
+    next.run(req).await
+}
+
+fn too_large(state: &AppState, status: StatusCode, description: &str) -> Response {
+    state.metrics.inc(
+        "bulwark_control_token_errors_total",
+        "{error=\"invalid_request\"}".to_owned(),
+    );
+    tracing::debug!(status = status.as_u16(), "token request refused: too large");
+    let mut res = oauth_error(status, "invalid_request", description);
+    // The rest of an oversized body is not worth reading: close the connection after this.
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
 /// RFC 6749 section 5.2 error response. Only fixed strings reach the client.
 struct OAuthError(GrantError);
 
@@ -75,22 +140,16 @@ impl IntoResponse for OAuthError {
             GrantError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
-        let body =
-            serde_json::json!({"error": self.0.code(), "error_description": self.0.to_string()});
-        let mut res = (status, Json(body)).into_response();
+        let mut res = oauth_error(status, self.0.code(), &self.0.to_string());
         let h = res.headers_mut();
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let GrantError::InvalidClient = self.0 {
             h.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"bulwark-control\""),
             );
         }
-        if let GrantError::RateLimited(d) = self.0 {
-            if let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string()) {
-                h.insert(header::RETRY_AFTER, v);
-            }
+        if let GrantError::RateLimited(t) = self.0 {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(t.retry_after_secs()));
         }
         res
     }
@@ -114,8 +173,11 @@ impl std::fmt::Debug for TokenForm {
     }
 }
 
-/// RFC 6749 2.3.1: Basic credentials are form-urlencoded before base64.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, ClientSecret)>, GrantError> {
+type Credentials = (String, Zeroizing<String>);
+
+/// RFC 6749 2.3.1: Basic credentials are form-urlencoded before base64. The header's size
+/// was bounded by [`token_sizes`].
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<Credentials>, GrantError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -128,13 +190,10 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, ClientSecret
         return Err(bad);
     };
     let decoded = STANDARD.decode(b64.trim()).map_err(|_| bad.clone())?;
-    let text = String::from_utf8(decoded).map_err(|_| bad.clone())?;
+    let text = Zeroizing::new(String::from_utf8(decoded).map_err(|_| bad.clone())?);
     let (id, secret) = text.split_once(':').ok_or(bad.clone())?;
     let unescape = |s: &str| form_unescape(s).ok_or(bad.clone());
-    Ok(Some((
-        unescape(id)?,
-        ClientSecret::from_presented(&unescape(secret)?),
-    )))
+    Ok(Some((unescape(id)?, Zeroizing::new(unescape(secret)?))))
 }
 
 fn form_unescape(s: &str) -> Option<String> {
@@ -162,7 +221,20 @@ async fn token(
     headers: HeaderMap,
     form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let result = issue(&state, peer.ip(), &headers, form).await;
+    let form = match form {
+        Ok(Form(f)) => Ok(f),
+        // A body without a Content-Length that ran past the limit.
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return too_large(&state, StatusCode::PAYLOAD_TOO_LARGE, BODY_TOO_LARGE);
+        }
+        Err(_) => Err(GrantError::InvalidRequest(
+            "the body must be application/x-www-form-urlencoded with grant_type=client_credentials",
+        )),
+    };
+    let result = match form {
+        Ok(form) => issue(&state, peer.ip(), &headers, form).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(t) => {
             state.metrics.inc(
@@ -188,7 +260,16 @@ async fn token(
                 "bulwark_control_token_errors_total",
                 format!("{{error=\"{}\"}}", e.code()),
             );
-            tracing::info!(error = e.code(), peer = %peer.ip(), "token request refused");
+            if let GrantError::RateLimited(t) = &e {
+                state.metrics.inc(
+                    "bulwark_control_token_throttled_total",
+                    format!("{{reason=\"{}\"}}", t.reason.as_str()),
+                );
+            }
+            // Debug only: refusals before authentication are as many as a caller sends, and
+            // each would otherwise be a log line. Failed authentications, which the failure
+            // budgets bound, are logged by the issuer; the counters above count everything.
+            tracing::debug!(error = e.code(), peer = %peer.ip(), "token request refused");
             OAuthError(e).into_response()
         }
     }
@@ -198,13 +279,8 @@ async fn issue(
     state: &AppState,
     peer: IpAddr,
     headers: &HeaderMap,
-    form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
+    form: TokenForm,
 ) -> Result<bulwark_oauth::IssuedToken, GrantError> {
-    let Form(form) = form.map_err(|_| {
-        GrantError::InvalidRequest(
-            "the body must be application/x-www-form-urlencoded with grant_type=client_credentials",
-        )
-    })?;
     let basic = basic_credentials(headers)?;
     let (client_id, client_secret) = match (basic, form.client_id, form.client_secret) {
         (Some(_), _, Some(_)) => {
@@ -220,15 +296,15 @@ async fn issue(
             }
             (id, secret)
         }
-        (None, Some(id), Some(secret)) => (id, ClientSecret::from_presented(&secret)),
+        (None, Some(id), Some(secret)) => (id, Zeroizing::new(secret)),
         (None, _, _) => return Err(GrantError::InvalidClient),
     };
-    let req = TokenRequest {
-        grant_type: form.grant_type,
-        scope: form.scope,
-        client_id,
-        client_secret,
-    };
+    let req = TokenRequest::new(
+        form.grant_type.as_deref(),
+        form.scope,
+        &client_id,
+        &client_secret,
+    )?;
     state.issuer.issue(req, peer).await
 }
 
@@ -288,8 +364,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    use std::fmt::Write;
+    let mut text = state.metrics.render();
+    let _ = writeln!(text, "# TYPE bulwark_control_token_limiter_keys gauge");
+    for (limiter, n) in state.issuer.limiter_keys().labelled() {
+        let _ = writeln!(
+            text,
+            "bulwark_control_token_limiter_keys{{limiter=\"{limiter}\"}} {n}"
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
