@@ -121,6 +121,12 @@ bulwark_db() {
   "$BIN/bulwark-init" database --database-url-file "$url" --out "$CREDENTIALS" \
     --token-url "$CONTROL_URL/oauth/token" --namespace "$NAMESPACES" >>"$LOGS/init.log" 2>&1 \
     || { tail -20 "$LOGS/init.log" >&2; die "bulwark-init database failed"; }
+  # As the superuser: the audit table goes to a role nobody logs in as (bulwark keeps SELECT
+  # and INSERT only, so it cannot disable the append-only trigger, truncate or drop it).
+  log "audit log ownership (bulwark_audit_owner)"
+  as_pg psql -h "$PGDIR/run" -p "$PG_PORT" -U postgres -d bulwark -v ON_ERROR_STOP=1 -q --no-psqlrc \
+    -f - <"$ROOT/migrations/superuser/audit-owner.sql" >>"$LOGS/psql.log" 2>&1 \
+    || { tail -20 "$LOGS/psql.log" >&2; die "handing the audit log to bulwark_audit_owner failed"; }
 }
 
 # The reference workflows' demo data: a `demo` database readable only by a least-privilege

@@ -211,29 +211,9 @@ async fn admin_state(
     };
     let admin = Admin::new(admin_cfg, pool, secrets)?;
     // The initial password: BULWARK_ADMIN_PASSWORD, else the file init wrote. Only used
-    // while the account does not exist; never logged.
-    let password = match std::env::var("BULWARK_ADMIN_PASSWORD") {
-        Ok(p) if !p.is_empty() => Some(zeroize::Zeroizing::new(p)),
-        _ => match &cfg.admin.admin_password_file {
-            Some(path) => Some(zeroize::Zeroizing::new(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?
-                    .trim()
-                    .to_owned(),
-            )),
-            None => None,
-        },
-    };
-    match password {
-        Some(p) => {
-            if auth::ensure_admin(&admin.pool, &cfg.admin.admin_user, &p).await? {
-                tracing::info!(user = %cfg.admin.admin_user, "admin account created");
-            }
-        }
-        None => tracing::warn!(
-            "no BULWARK_ADMIN_PASSWORD_FILE: the admin account is not bootstrapped (existing accounts still work)"
-        ),
-    }
+    // while the account does not exist; never logged; a missing file is fine (it is deleted
+    // once the password has been changed).
+    auth::bootstrap(&admin, std::env::var("BULWARK_ADMIN_PASSWORD").ok()).await?;
     let n = jobs::fail_interrupted(&admin.pool).await?;
     if n > 0 {
         tracing::warn!(

@@ -1,5 +1,6 @@
 //! The admin page over real HTTPS against a fresh Postgres database: login, sessions,
-//! CSRF, lockout, headers, every rotation, failures, the audit log and secret hygiene.
+//! CSRF, login throttling and backoff, password change, headers, every rotation, failures,
+//! the audit log (aggregation, ownership) and secret hygiene.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -7,6 +8,7 @@ mod support;
 use std::{
     collections::HashMap,
     io::Write,
+    net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, OnceLock},
     time::Duration,
@@ -62,6 +64,7 @@ fn logged_text() -> String {
 // ---- harness ----------------------------------------------------------------------------
 
 struct Harness {
+    ca: reqwest::Certificate,
     /// The admin listener.
     url: String,
     /// The public listener (token endpoint, JWKS, metadata).
@@ -76,8 +79,12 @@ struct Harness {
 
 #[derive(Default)]
 struct Options {
-    lockout_threshold: Option<u32>,
+    backoff_after: Option<u32>,
     address_limit: Option<u32>,
+    login_concurrency: Option<usize>,
+    login_queue_wait: Option<Duration>,
+    /// A bootstrap password file for the admin account (deleted on a password change).
+    bootstrap_file: bool,
     session_idle: Option<Duration>,
     fake_temporal: bool,
 }
@@ -155,8 +162,19 @@ async fn start(opts: Options) -> Option<Harness> {
     cfg.cert_propagation_timeout = Duration::from_secs(10);
     cfg.renew_interval = None;
     cfg.deployment_secrets_dir = Some(tmp.path().to_owned());
-    if let Some(t) = opts.lockout_threshold {
-        cfg.lockout_threshold = t;
+    if let Some(t) = opts.backoff_after {
+        cfg.backoff_after = t;
+    }
+    if let Some(c) = opts.login_concurrency {
+        cfg.login_concurrency = c;
+    }
+    if let Some(w) = opts.login_queue_wait {
+        cfg.login_queue_wait = w;
+    }
+    if opts.bootstrap_file {
+        let f = tmp.path().join("admin-password");
+        std::fs::write(&f, PASSWORD).unwrap();
+        cfg.admin_password_file = Some(f);
     }
     if let Some(l) = opts.address_limit {
         cfg.address_limit = l;
@@ -243,13 +261,14 @@ async fn start(opts: Options) -> Option<Harness> {
     }
     let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.crt")).unwrap()).unwrap();
     let http = reqwest::Client::builder()
-        .add_root_certificate(ca)
+        .add_root_certificate(ca.clone())
         .tls_built_in_root_certs(false)
         .use_rustls_tls()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     Some(Harness {
+        ca,
         url,
         public_url,
         http,
@@ -264,6 +283,7 @@ async fn start(opts: Options) -> Option<Harness> {
 /// A browser-like user agent: a cookie jar and the last page's CSRF token.
 struct Agent<'a> {
     h: &'a Harness,
+    http: reqwest::Client,
     cookies: HashMap<String, String>,
 }
 
@@ -296,6 +316,26 @@ impl<'a> Agent<'a> {
     fn new(h: &'a Harness) -> Self {
         Agent {
             h,
+            http: h.http.clone(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    /// An agent whose connections come from `source` (another loopback address).
+    fn from_address(h: &'a Harness, source: [u8; 4]) -> Self {
+        let port = h.url.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(h.ca.clone())
+            .tls_built_in_root_certs(false)
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(std::net::IpAddr::from(source))
+            .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], port)))
+            .build()
+            .unwrap();
+        Agent {
+            h,
+            http,
             cookies: HashMap::new(),
         }
     }
@@ -331,7 +371,6 @@ impl<'a> Agent<'a> {
 
     async fn get(&mut self, path: &str) -> Page {
         let res = self
-            .h
             .http
             .get(format!("{}{path}", self.h.url))
             .header(header::COOKIE, self.cookie_header())
@@ -343,7 +382,6 @@ impl<'a> Agent<'a> {
 
     async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let res = self
-            .h
             .http
             .post(format!("{}{path}", self.h.url))
             .header(header::COOKIE, self.cookie_header())
@@ -516,40 +554,43 @@ async fn admin_pages_send_security_headers() {
 }
 
 #[tokio::test]
-async fn wrong_password_fails_and_repeated_failures_lock_the_account() {
+async fn wrong_passwords_back_off_that_address_only_and_never_lock_the_account() {
     let Some(h) = start(Options {
-        lockout_threshold: Some(3),
+        backoff_after: Some(3),
         ..Options::default()
     })
     .await
     else {
         return;
     };
-    let mut a = Agent::new(&h);
+    let mut attacker = Agent::from_address(&h, [127, 0, 0, 2]);
     for _ in 0..3 {
-        let res = a.login_with("admin", "wrong password!!").await;
+        let res = attacker.login_with("admin", "wrong password!!").await;
         assert_eq!(res.status, StatusCode::UNAUTHORIZED);
         assert!(res.body.contains("id=\"login-error\""));
-        assert!(!a.cookies.contains_key("__Host-bulwark_session"));
+        assert!(!attacker.cookies.contains_key("__Host-bulwark_session"));
     }
-    // Locked: even the right password is refused, with the same message.
-    let res = a.login_with("admin", PASSWORD).await;
-    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
-    assert!(!a.cookies.contains_key("__Host-bulwark_session"));
-    let locked: bool = sqlx::query("SELECT locked_until > now() AS l FROM admin_users")
+    // That pair now backs off: even the right password waits, told when to retry.
+    let res = attacker.login_with("admin", PASSWORD).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers.contains_key(header::RETRY_AFTER));
+    assert!(!attacker.cookies.contains_key("__Host-bulwark_session"));
+    // Nothing is locked for everyone: the admin from another address logs in at once.
+    let mut admin = Agent::from_address(&h, [127, 0, 0, 3]);
+    admin.login().await;
+    let locked: bool = sqlx::query("SELECT locked_until IS NOT NULL AS l FROM admin_users")
         .fetch_one(&h.pool)
         .await
         .unwrap()
         .get("l");
-    assert!(locked);
-    // Unknown users get the same answer.
-    let res = a.login_with("nobody", PASSWORD).await;
+    assert!(!locked);
+    // Unknown users get the same answer; their typed names are never kept raw.
+    let typed = "nobody-typed-this-name";
+    let mut other = Agent::from_address(&h, [127, 0, 0, 4]);
+    let res = other.login_with(typed, PASSWORD).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
-    let rows = audit_rows(&h.pool).await;
-    assert!(
-        rows.iter()
-            .any(|r| r.1 == "login" && r.3 == "failure" && r.4.contains("locked"))
-    );
+    assert!(!audit_dump(&h.pool).await.contains(typed));
+    assert!(!logged_text().contains(typed));
     // The password never reaches the audit log or the logs.
     assert!(!audit_dump(&h.pool).await.contains(PASSWORD));
     assert!(!logged_text().contains(PASSWORD));
@@ -557,10 +598,290 @@ async fn wrong_password_fails_and_repeated_failures_lock_the_account() {
 }
 
 #[tokio::test]
+async fn refused_logins_add_only_a_handful_of_audit_rows() {
+    let Some(h) = start(Options::default()).await else {
+        return;
+    };
+    let before = audit_rows(&h.pool).await.len();
+    let mut total = 0;
+    for source in [[127, 0, 0, 5], [127, 0, 0, 6]] {
+        let mut a = Agent::from_address(&h, source);
+        let mut csrf = a.get("/admin/login").await.csrf();
+        for i in 0..100 {
+            let user = format!("user{i}");
+            let res = a
+                .post(
+                    "/admin/login",
+                    &[
+                        ("csrf", &csrf),
+                        ("username", &user),
+                        ("password", "wrong password!!"),
+                    ],
+                )
+                .await;
+            assert!(
+                [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(&res.status),
+                "{}",
+                res.status
+            );
+            csrf = res.csrf();
+            total += 1;
+        }
+    }
+    assert_eq!(total, 200);
+    let rows = audit_rows(&h.pool).await;
+    let added = rows.len() - before;
+    assert!(added <= 4, "{added} rows for 200 refused logins: {rows:?}");
+    assert!(rows.iter().all(|r| !r.0.starts_with("user")), "{rows:?}");
+}
+
+#[tokio::test]
+async fn logins_beyond_the_hash_permits_get_429_with_retry_after() {
+    let Some(h) = start(Options {
+        login_concurrency: Some(1),
+        login_queue_wait: Some(Duration::from_millis(1)),
+        address_limit: Some(1000),
+        backoff_after: Some(1000),
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let mut a = Agent::new(&h);
+    let csrf = a.get("/admin/login").await.csrf();
+    let cookie = a.cookie_header();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let http = h.http.clone();
+        let url = format!("{}/admin/login", h.url);
+        let (csrf, cookie) = (csrf.clone(), cookie.clone());
+        tasks.push(tokio::spawn(async move {
+            let res = http
+                .post(url)
+                .header(header::COOKIE, cookie)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("username", &format!("u{i}")),
+                    ("password", "wrong password!!"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let retry = res.headers().get(header::RETRY_AFTER).cloned();
+            (res.status(), retry, res.text().await.unwrap())
+        }));
+    }
+    let mut busy = 0;
+    for t in tasks {
+        let (status, retry, body) = t.await.unwrap();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            busy += 1;
+            assert!(retry.is_some());
+            assert!(body.contains("busy"), "{body}");
+        } else {
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    assert!(
+        busy > 0,
+        "16 concurrent logins with one permit and no wait all ran"
+    );
+    // The real admin is not stuck behind them once they are done.
+    a.login().await;
+}
+
+#[tokio::test]
+async fn password_change_ends_other_sessions_and_deletes_the_bootstrap_file() {
+    let Some(h) = start(Options {
+        bootstrap_file: true,
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let bootstrap = h._tmp.path().join("admin-password");
+    assert!(bootstrap.exists());
+    let mut a = Agent::new(&h);
+    let csrf = a.login().await;
+    let mut b = Agent::from_address(&h, [127, 0, 0, 7]);
+    b.login().await;
+    let page = a.get("/admin/password").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"password-form\""));
+    const NEW: &str = "a brand new admin password";
+    // Without CSRF, with a wrong current password, too short, mismatched: refused.
+    let res = a
+        .post(
+            "/admin/password",
+            &[("current", PASSWORD), ("new", NEW), ("repeat", NEW)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let res = a
+        .post(
+            "/admin/password",
+            &[
+                ("csrf", &csrf),
+                ("current", "not it at all"),
+                ("new", NEW),
+                ("repeat", NEW),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    for (new, repeat) in [("short", "short"), (NEW, "something else entirely")] {
+        let res = a
+            .post(
+                "/admin/password",
+                &[
+                    ("csrf", &csrf),
+                    ("current", PASSWORD),
+                    ("new", new),
+                    ("repeat", repeat),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    }
+    assert!(bootstrap.exists());
+    let res = a
+        .post(
+            "/admin/password",
+            &[
+                ("csrf", &csrf),
+                ("current", PASSWORD),
+                ("new", NEW),
+                ("repeat", NEW),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert!(res.body.contains("id=\"password-done\""));
+    assert!(!bootstrap.exists(), "the bootstrap file is deleted");
+    // This session lives on; the other one is gone.
+    assert_eq!(a.get("/admin/").await.status, StatusCode::OK);
+    let res = b.get("/admin/").await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(res.location(), "/admin/login");
+    // The old password no longer works, the new one does.
+    let mut c = Agent::from_address(&h, [127, 0, 0, 8]);
+    assert_eq!(
+        c.login_with("admin", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        c.login_with("admin", NEW).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let rows = audit_rows(&h.pool).await;
+    assert!(rows.iter().any(|r| r.1 == "change-password"
+        && r.3 == "success"
+        && r.4.contains("1 other sessions ended")));
+    assert!(!audit_dump(&h.pool).await.contains(NEW));
+    assert!(!logged_text().contains(NEW));
+}
+
+#[tokio::test]
+async fn the_application_role_cannot_disable_truncate_or_drop_the_audit_log() {
+    let Some(h) = start(Options::default()).await else {
+        return;
+    };
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&h.pool)
+        .await
+        .unwrap();
+    // The app's login role owns the database and (as after its migrations) every table.
+    let role = format!("bulwark_app_{}", uuid::Uuid::new_v4().simple());
+    let pw = uuid::Uuid::new_v4().simple().to_string();
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN PASSWORD '{pw}'"),
+        format!("ALTER DATABASE {db} OWNER TO {role}"),
+        format!("ALTER SCHEMA public OWNER TO {role}"),
+        format!(
+            "DO $$ DECLARE r record; BEGIN
+               FOR r IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+                 EXECUTE format('ALTER TABLE public.%I OWNER TO {role}', r.tablename);
+               END LOOP;
+               FOR r IN SELECT p.oid::regprocedure AS f FROM pg_proc p
+                          JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' LOOP
+                 EXECUTE format('ALTER FUNCTION %s OWNER TO {role}', r.f);
+               END LOOP;
+             END $$"
+        ),
+    ] {
+        sqlx::query(&sql).execute(&h.pool).await.unwrap();
+    }
+    // The superuser step scripts/up.sh runs after `bulwark-init database` (twice: idempotent).
+    let step = include_str!("../../../migrations/superuser/audit-owner.sql");
+    for _ in 0..2 {
+        sqlx::raw_sql(step).execute(&h.pool).await.unwrap();
+    }
+    let admin_url = std::env::var("BULWARK_TEST_DATABASE_URL").unwrap();
+    let (server, _) = admin_url.rsplit_once('@').unwrap();
+    let (scheme, _) = server.split_once("://").unwrap();
+    let (_, hostpart) = admin_url.rsplit_once('@').unwrap();
+    let (hostport, _) = hostpart.split_once('/').unwrap();
+    let app = sqlx::PgPool::connect(&format!("{scheme}://{role}:{pw}@{hostport}/{db}"))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO admin_audit (actor, action, outcome) VALUES ('app', 'probe', 'success')",
+    )
+    .execute(&app)
+    .await
+    .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM admin_audit WHERE action = 'probe'")
+        .fetch_one(&app)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    for sql in [
+        "ALTER TABLE admin_audit DISABLE TRIGGER ALL",
+        "DELETE FROM admin_audit",
+        "UPDATE admin_audit SET outcome = 'failure'",
+        "TRUNCATE admin_audit",
+        "DROP TABLE admin_audit",
+        "DROP TABLE admin_audit CASCADE",
+        "ALTER TABLE admin_audit OWNER TO CURRENT_USER",
+        "DROP FUNCTION bulwark_audit.admin_audit_append_only() CASCADE",
+        "CREATE OR REPLACE FUNCTION bulwark_audit.admin_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$",
+        "DROP SCHEMA public CASCADE",
+        "ALTER EVENT TRIGGER bulwark_refuse_audit_drop DISABLE",
+        "SET session_replication_role = replica",
+    ] {
+        assert!(
+            sqlx::query(sql).execute(&app).await.is_err(),
+            "the app role could: {sql}"
+        );
+    }
+    // The rest of the schema still works for the app (it owns it).
+    sqlx::query("UPDATE admin_users SET updated_at = now()")
+        .execute(&app)
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM admin_audit WHERE action = 'probe'")
+        .fetch_one(&app)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    app.close().await;
+    // Give the database back so the role can be dropped (test hygiene).
+    for sql in [
+        format!("REASSIGN OWNED BY {role} TO CURRENT_USER"),
+        format!("DROP OWNED BY {role}"),
+        format!("DROP ROLE {role}"),
+    ] {
+        let _ = sqlx::query(&sql).execute(&h.pool).await;
+    }
+}
+
+#[tokio::test]
 async fn failures_per_address_are_rate_limited() {
     let Some(h) = start(Options {
         address_limit: Some(4),
-        lockout_threshold: Some(100),
+        backoff_after: Some(100),
         ..Options::default()
     })
     .await

@@ -6,15 +6,24 @@
 //!   only its SHA-256, with an idle and an absolute expiry. Login always issues a new id.
 //! - CSRF: every session has a synchronizer token that each form carries. The login form,
 //!   which has no session yet, uses a signed double-submit token: a random nonce in a
-//!   `__Host-` cookie and its HMAC (key held in memory) in the form.
-//! - Throttling: failed logins lock the account after `lockout_threshold` attempts in a row,
-//!   and each address may fail only `address_limit` times per `address_window`.
+//!   `__Host-` cookie and, in the form, `issued_at.HMAC(nonce || issued_at)` (key held in
+//!   memory), refused once older than `login_form_ttl`.
+//! - Throttling ([`super::throttle`]): an attempt is counted before argon2 runs; each
+//!   (user, address) pair backs off after `backoff_after` failures (1 s, 2 s, 4 s ... up to
+//!   `backoff_max`), each address may fail `address_limit` times per `address_window`, and
+//!   argon2 runs under a semaphore (429 with `Retry-After` when no turn frees up in time).
+//!   No account is ever locked for everyone: the admin from an address that has not failed
+//!   can always log in. The state is per process; `bulwark-init admin unlock` is noticed
+//!   within [`UPKEEP_INTERVAL`].
+//! - A refused login never logs or audits the raw username unless it names a real account
+//!   ([`audit::login_actor`]); refusals are aggregated per address ([`audit::RefusalLog`]).
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
-    sync::{Mutex, OnceLock},
-    time::Instant,
+    num::NonZeroUsize,
+    sync::OnceLock,
+    time::{Duration, Instant},
 };
 
 use argon2::{
@@ -32,14 +41,40 @@ use ring::rand::SecureRandom;
 use sha2::Digest;
 use sqlx::{PgPool, Row};
 use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
 
-use super::{AdminError, AdminState, audit, render};
+use super::{
+    Admin, AdminConfig, AdminError, AdminState, audit, render,
+    throttle::{Refusal, ThrottleSettings},
+};
 
 pub const SESSION_COOKIE: &str = "__Host-bulwark_session";
 pub const LOGIN_COOKIE: &str = "__Host-bulwark_login";
 
-/// Generic failure message: never says whether the user exists or is locked.
+/// Generic failure message: never says whether the user exists or is backing off.
 const LOGIN_FAILED: &str = "Invalid username or password, or the account is temporarily locked.";
+/// Shortest and longest accepted new password (characters; the form caps at 1024).
+const MIN_PASSWORD: usize = 12;
+const MAX_PASSWORD: usize = 1024;
+/// How often refusal windows are flushed and command-line unlocks are picked up.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The throttle's settings from the admin configuration.
+pub fn throttle_settings(cfg: &AdminConfig) -> ThrottleSettings {
+    ThrottleSettings {
+        address_limit: cfg.address_limit.max(1),
+        address_window: cfg.address_window,
+        backoff_after: cfg.backoff_after.max(1),
+        backoff_base: Duration::from_secs(1),
+        backoff_max: cfg.backoff_max,
+        capacity: tracked(cfg),
+    }
+}
+
+/// Entries per login-state LRU.
+pub fn tracked(cfg: &AdminConfig) -> NonZeroUsize {
+    NonZeroUsize::new(cfg.login_tracked).unwrap_or(NonZeroUsize::MIN)
+}
 
 /// 32 random bytes, base64url.
 pub(crate) fn random_token() -> Result<String, AdminError> {
@@ -103,40 +138,6 @@ pub async fn ensure_admin(
     .await?
     .rows_affected();
     Ok(n == 1)
-}
-
-/// Failed logins per address in a sliding window (in memory; per process).
-#[derive(Debug, Default)]
-pub struct Throttle {
-    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
-}
-
-impl Throttle {
-    fn blocked(&self, ip: IpAddr, limit: u32, window: std::time::Duration) -> bool {
-        let mut map = match self.failures.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        let Some(q) = map.get_mut(&ip) else {
-            return false;
-        };
-        while q.front().is_some_and(|t| t.elapsed() > window) {
-            q.pop_front();
-        }
-        q.len() >= limit as usize
-    }
-
-    fn record_failure(&self, ip: IpAddr) {
-        let mut map = match self.failures.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        if map.len() > 10_000 {
-            // Bound memory under a spray of addresses: drop the oldest knowledge.
-            map.clear();
-        }
-        map.entry(ip).or_default().push_back(Instant::now());
-    }
 }
 
 pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -266,8 +267,45 @@ struct LoginPage {
     username: String,
 }
 
-fn login_csrf(state: &AdminState, nonce: &str) -> String {
-    B64.encode(ring::hmac::sign(&state.login_key, nonce.as_bytes()).as_ref())
+fn unix_now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn login_mac(key: &ring::hmac::Key, nonce: &str, issued_at: i64) -> ring::hmac::Tag {
+    ring::hmac::sign(key, format!("{nonce}.{issued_at}").as_bytes())
+}
+
+/// The login form's CSRF value for the nonce cookie `nonce`: `issued_at.mac`.
+pub(crate) fn login_csrf(key: &ring::hmac::Key, nonce: &str, issued_at: i64) -> String {
+    format!(
+        "{issued_at}.{}",
+        B64.encode(login_mac(key, nonce, issued_at).as_ref())
+    )
+}
+
+/// Accept `presented` only if it was issued for `nonce` by this process within `ttl` of
+/// `now` (unix seconds; a minute of clock skew into the future is tolerated).
+pub(crate) fn check_login_csrf(
+    key: &ring::hmac::Key,
+    nonce: &str,
+    presented: &str,
+    now: i64,
+    ttl: Duration,
+) -> Result<(), AdminError> {
+    if nonce.is_empty() {
+        return Err(AdminError::Csrf);
+    }
+    let (issued, mac) = presented.split_once('.').ok_or(AdminError::Csrf)?;
+    let issued_at: i64 = issued.parse().map_err(|_| AdminError::Csrf)?;
+    let mac = B64.decode(mac).map_err(|_| AdminError::Csrf)?;
+    ring::hmac::verify(key, format!("{nonce}.{issued_at}").as_bytes(), &mac)
+        .map_err(|_| AdminError::Csrf)?;
+    let age = now.saturating_sub(issued_at);
+    let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    if age > ttl || age < -60 {
+        return Err(AdminError::Csrf);
+    }
+    Ok(())
 }
 
 async fn login_page(
@@ -278,7 +316,7 @@ async fn login_page(
 ) -> Result<Response, AdminError> {
     let nonce = random_token()?;
     let page = LoginPage {
-        csrf: login_csrf(state, &nonce),
+        csrf: login_csrf(&state.login_key, &nonce, unix_now()),
         error,
         username,
     };
@@ -286,9 +324,37 @@ async fn login_page(
     *res.status_mut() = status;
     res.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(LOGIN_COOKIE, &nonce, Some(3600)),
+        set_cookie(
+            LOGIN_COOKIE,
+            &nonce,
+            Some(state.cfg.login_form_ttl.as_secs()),
+        ),
     );
     Ok(res)
+}
+
+/// A 429 login page with `Retry-After` (whole seconds, at least 1).
+async fn too_many(
+    state: &AdminState,
+    retry_after: Duration,
+    message: String,
+    username: String,
+) -> Result<Response, AdminError> {
+    let mut res = login_page(
+        state,
+        StatusCode::TOO_MANY_REQUESTS,
+        Some(message),
+        username,
+    )
+    .await?;
+    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    Ok(res)
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 pub async fn login_form(
@@ -307,17 +373,14 @@ pub async fn login(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response, AdminError> {
-    // CSRF first: the nonce cookie and the form field must belong together.
-    let nonce = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    let presented = form
-        .get("csrf")
-        .and_then(|c| B64.decode(c).ok())
-        .unwrap_or_default();
-    if nonce.is_empty()
-        || ring::hmac::verify(&state.login_key, nonce.as_bytes(), &presented).is_err()
-    {
-        return Err(AdminError::Csrf);
-    }
+    // CSRF first: the nonce cookie and the form field must belong together, and be fresh.
+    check_login_csrf(
+        &state.login_key,
+        cookie(&headers, LOGIN_COOKIE).unwrap_or_default(),
+        form.get("csrf").map(String::as_str).unwrap_or_default(),
+        unix_now(),
+        state.cfg.login_form_ttl,
+    )?;
     let ip = addr.ip();
     let address = ip.to_string();
     let username: String = form
@@ -326,88 +389,84 @@ pub async fn login(
         .unwrap_or_default();
     let password = zeroize::Zeroizing::new(form.get("password").cloned().unwrap_or_default());
 
-    if state
-        .throttle
-        .blocked(ip, state.cfg.address_limit, state.cfg.address_window)
-    {
-        tracing::warn!(address = %address, "admin login throttled for this address");
-        audit::record(
-            &state.pool,
-            &username,
-            "login",
-            "",
-            audit::Outcome::Failure,
-            "throttled: too many failures from this address",
-            &address,
-        )
-        .await;
-        return login_page(
-            &state,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some("Too many failed logins from this address; try again later.".into()),
-            username,
-        )
-        .await;
-    }
-
-    let row = sqlx::query(
-        "SELECT password_hash, locked_until > now() AS locked FROM admin_users WHERE username = $1",
-    )
-    .bind(&username)
-    .fetch_optional(&state.pool)
-    .await?;
-    let (phc, locked) = match &row {
-        Some(r) => (
-            r.try_get::<String, _>("password_hash")?,
-            r.try_get::<Option<bool>, _>("locked")?.unwrap_or(false),
-        ),
-        None => (dummy_hash().to_owned(), false),
-    };
-    let pw = password.clone();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &phc))
-        .await
-        .map_err(|e| AdminError::Internal(e.to_string()))?;
-    let exists = row.is_some();
-
-    if !ok || locked || !exists {
-        state.throttle.record_failure(ip);
-        let mut detail = if locked {
-            "account locked".to_owned()
-        } else {
-            "wrong username or password".to_owned()
-        };
-        if exists && !locked {
-            let r = sqlx::query(
-                "UPDATE admin_users SET failed_logins = failed_logins + 1,
-                        locked_until = CASE WHEN failed_logins + 1 >= $2
-                                            THEN now() + make_interval(secs => $3) ELSE locked_until END
-                  WHERE username = $1 RETURNING locked_until > now() AS now_locked",
-            )
-            .bind(&username)
-            .bind(state.cfg.lockout_threshold as i32)
-            .bind(state.cfg.lockout_duration.as_secs_f64())
-            .fetch_one(&state.pool)
-            .await?;
-            if r.try_get::<Option<bool>, _>("now_locked")?.unwrap_or(false) {
-                sqlx::query("UPDATE admin_users SET failed_logins = 0 WHERE username = $1")
-                    .bind(&username)
-                    .execute(&state.pool)
-                    .await?;
-                detail = "wrong password; account locked".into();
-                tracing::warn!(user = %username, "admin account locked after failed logins");
+    // Counted before any work, so concurrent attempts cannot all pass this check.
+    let reservation =
+        match state
+            .throttle
+            .reserve(ip, &username, Instant::now(), OffsetDateTime::now_utc())
+        {
+            Ok(r) => r,
+            Err(refusal) => {
+                // Whether the name is an account is not looked up for a throttled attempt.
+                let actor = audit::login_actor(&username, false);
+                let (reason, message) = match refusal {
+                    Refusal::Address { .. } => (
+                        "throttled (address)",
+                        "Too many failed sign-ins from this address; try again later.".to_owned(),
+                    ),
+                    Refusal::Backoff { retry_after } => (
+                        "throttled (backoff)",
+                        format!(
+                            "Too many failed sign-ins; wait {} seconds and try again.",
+                            ceil_secs(retry_after)
+                        ),
+                    ),
+                };
+                tracing::info!(user = %actor, address = %address, reason, "admin login throttled");
+                audit::refused(&state.pool, &state.refusals, ip, &actor, reason, reason).await;
+                return too_many(&state, refusal.retry_after(), message, username).await;
             }
-        }
-        tracing::info!(user = %username, address = %address, reason = %detail, "admin login failed");
-        audit::record(
-            &state.pool,
-            &username,
-            "login",
-            "",
-            audit::Outcome::Failure,
-            &detail,
-            &address,
-        )
+        };
+
+    let phc: Option<String> =
+        sqlx::query_scalar("SELECT password_hash FROM admin_users WHERE username = $1")
+            .bind(&username)
+            .fetch_optional(&state.pool)
+            .await?;
+    let exists = phc.is_some();
+    let pw = password.clone();
+    // Unknown users are checked against the dummy hash (computed under the permit too) so
+    // the answer takes as long either way.
+    let verdict = state
+        .hash_gate
+        .run(move || match phc {
+            Some(phc) => verify_password(&pw, &phc),
+            None => {
+                let _ = verify_password(&pw, dummy_hash());
+                false
+            }
+        })
         .await;
+    let actor = audit::login_actor(&username, exists);
+    let ok = match verdict {
+        Ok(joined) => joined.map_err(|e| AdminError::Internal(e.to_string()))?,
+        Err(busy) => {
+            // The attempt stays counted: a flood that keeps the hashes busy runs into its
+            // own address limit and frees the turns for everyone else.
+            tracing::warn!(user = %actor, address = %address, "admin login refused: password checks busy");
+            audit::refused(
+                &state.pool,
+                &state.refusals,
+                ip,
+                &actor,
+                "busy",
+                "busy: no password check free",
+            )
+            .await;
+            return too_many(
+                &state,
+                busy.retry_after,
+                "The server is busy checking other sign-ins; try again in a moment.".into(),
+                username,
+            )
+            .await;
+        }
+    };
+
+    if !ok || !exists {
+        let detail = "wrong username or password";
+        tracing::info!(user = %actor, address = %address, reason = detail, "admin login failed");
+        audit::refused(&state.pool, &state.refusals, ip, &actor, detail, detail).await;
         return login_page(
             &state,
             StatusCode::UNAUTHORIZED,
@@ -416,6 +475,7 @@ pub async fn login(
         )
         .await;
     }
+    state.throttle.succeeded(reservation);
 
     // Success: a brand-new session id (any presented id is discarded: no fixation).
     if let Some(old) = cookie(&headers, SESSION_COOKIE).filter(|v| !v.is_empty()) {
@@ -427,12 +487,10 @@ pub async fn login(
     sqlx::query("DELETE FROM admin_sessions WHERE expires_at < now()")
         .execute(&state.pool)
         .await?;
-    sqlx::query(
-        "UPDATE admin_users SET failed_logins = 0, locked_until = NULL, last_login_at = now() WHERE username = $1",
-    )
-    .bind(&username)
-    .execute(&state.pool)
-    .await?;
+    sqlx::query("UPDATE admin_users SET last_login_at = now() WHERE username = $1")
+        .bind(&username)
+        .execute(&state.pool)
+        .await?;
     let id = random_token()?;
     let csrf = random_token()?;
     sqlx::query(
@@ -471,6 +529,293 @@ pub async fn login(
     Ok(res)
 }
 
+#[derive(askama::Template)]
+#[template(path = "password.html")]
+struct PasswordPage {
+    user: String,
+    csrf: String,
+    error: Option<String>,
+    done: Option<String>,
+}
+
+fn password_page(
+    session: &Session,
+    status: StatusCode,
+    error: Option<String>,
+    done: Option<String>,
+) -> Result<Response, AdminError> {
+    let mut res = render(&PasswordPage {
+        user: session.username.clone(),
+        csrf: session.csrf.clone(),
+        error,
+        done,
+    })?;
+    *res.status_mut() = status;
+    Ok(res)
+}
+
+pub async fn password_form(session: Session) -> Result<Response, AdminError> {
+    password_page(&session, StatusCode::OK, None, None)
+}
+
+/// Why a new password is not acceptable, if it is not.
+fn new_password_problem(current: &str, new: &str, repeat: &str) -> Option<&'static str> {
+    let n = new.chars().count();
+    if new != repeat {
+        Some("The two new passwords differ.")
+    } else if n < MIN_PASSWORD {
+        Some("The new password must have at least 12 characters.")
+    } else if n > MAX_PASSWORD {
+        Some("The new password may have at most 1024 characters.")
+    } else if new == current {
+        Some("The new password must differ from the current one.")
+    } else {
+        None
+    }
+}
+
+/// Change the signed-in user's password: the current one is checked (throttled like a
+/// login), every other session of the user ends, and the bootstrap password file goes.
+pub async fn change_password(
+    State(state): State<AdminState>,
+    session: Session,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, AdminError> {
+    session.check_csrf(&form)?;
+    let field = |k: &str| zeroize::Zeroizing::new(form.get(k).cloned().unwrap_or_default());
+    let (current, new, repeat) = (field("current"), field("new"), field("repeat"));
+    if let Some(problem) = new_password_problem(&current, &new, &repeat) {
+        return password_page(
+            &session,
+            StatusCode::BAD_REQUEST,
+            Some(problem.into()),
+            None,
+        );
+    }
+    let ip: IpAddr = session
+        .address
+        .parse()
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let reservation = match state.throttle.reserve(
+        ip,
+        &session.username,
+        Instant::now(),
+        OffsetDateTime::now_utc(),
+    ) {
+        Ok(r) => r,
+        Err(refusal) => {
+            let mut res = password_page(
+                &session,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(format!(
+                    "Too many wrong passwords; wait {} seconds and try again.",
+                    ceil_secs(refusal.retry_after())
+                )),
+                None,
+            )?;
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(ceil_secs(refusal.retry_after())),
+            );
+            return Ok(res);
+        }
+    };
+    let phc: Option<String> =
+        sqlx::query_scalar("SELECT password_hash FROM admin_users WHERE username = $1")
+            .bind(&session.username)
+            .fetch_optional(&state.pool)
+            .await?;
+    let phc = phc.ok_or(AdminError::NotFound)?;
+    let (cur, next) = (current.clone(), new.clone());
+    // One turn for both: the check of the current password and the new hash.
+    let outcome = state
+        .hash_gate
+        .run(move || {
+            if verify_password(&cur, &phc) {
+                Some(hash_password(&next))
+            } else {
+                None
+            }
+        })
+        .await;
+    let outcome = match outcome {
+        Ok(joined) => joined.map_err(|e| AdminError::Internal(e.to_string()))?,
+        Err(busy) => {
+            let mut res = password_page(
+                &session,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("The server is busy checking other sign-ins; try again in a moment.".into()),
+                None,
+            )?;
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(ceil_secs(busy.retry_after)),
+            );
+            return Ok(res);
+        }
+    };
+    let Some(hash) = outcome else {
+        audit::record(
+            &state.pool,
+            &session.username,
+            "change-password",
+            &session.username,
+            audit::Outcome::Failure,
+            "wrong current password",
+            &session.address,
+        )
+        .await;
+        return password_page(
+            &session,
+            StatusCode::UNAUTHORIZED,
+            Some("The current password is wrong.".into()),
+            None,
+        );
+    };
+    let hash = hash?;
+    state.throttle.succeeded(reservation);
+    let mut tx = state.pool.begin().await?;
+    sqlx::query(
+        "UPDATE admin_users SET password_hash = $2, password_changed_at = now(), updated_at = now(),
+                failed_logins = 0, locked_until = NULL
+          WHERE username = $1",
+    )
+    .bind(&session.username)
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await?;
+    let ended = sqlx::query("DELETE FROM admin_sessions WHERE username = $1 AND id_hash <> $2")
+        .bind(&session.username)
+        .bind(&session.id_hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    tracing::info!(user = %session.username, other_sessions_ended = ended, "admin password changed");
+    audit::record(
+        &state.pool,
+        &session.username,
+        "change-password",
+        &session.username,
+        audit::Outcome::Success,
+        &format!("{ended} other sessions ended"),
+        &session.address,
+    )
+    .await;
+    if session.username == state.cfg.admin_user {
+        remove_bootstrap_file(&state.cfg);
+    }
+    password_page(
+        &session,
+        StatusCode::OK,
+        None,
+        Some(format!(
+            "Password changed; {ended} other sessions of {} were ended.",
+            session.username
+        )),
+    )
+}
+
+/// Delete the bootstrap password file (its password no longer works). A failure is logged,
+/// not fatal: the file is useless now, but an operator should remove it.
+fn remove_bootstrap_file(cfg: &AdminConfig) {
+    let Some(path) = &cfg.admin_password_file else {
+        return;
+    };
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!(file = %path.display(), "bootstrap admin password file deleted"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(
+            file = %path.display(),
+            error = %e,
+            "could not delete the bootstrap admin password file (its password no longer works); remove it"
+        ),
+    }
+}
+
+/// Create the bootstrap account from `env_password` or `cfg.admin_password_file` if it does
+/// not exist yet. A missing file is not an error (it is deleted once the password has been
+/// changed), and a file whose account has since changed its password is deleted.
+pub async fn bootstrap(admin: &Admin, env_password: Option<String>) -> Result<(), AdminError> {
+    let cfg = &admin.cfg;
+    let changed: Option<bool> = sqlx::query_scalar(
+        "SELECT password_changed_at IS NOT NULL FROM admin_users WHERE username = $1",
+    )
+    .bind(&cfg.admin_user)
+    .fetch_optional(&admin.pool)
+    .await?;
+    if changed == Some(true) {
+        remove_bootstrap_file(cfg);
+        return Ok(());
+    }
+    let password = match env_password.filter(|p| !p.is_empty()) {
+        Some(p) => Some(zeroize::Zeroizing::new(p)),
+        None => match &cfg.admin_password_file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(p) => Some(zeroize::Zeroizing::new(p.trim().to_owned())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(AdminError::Internal(format!(
+                        "reading {}: {e}",
+                        path.display()
+                    )));
+                }
+            },
+            None => None,
+        },
+    };
+    match password {
+        Some(p) if ensure_admin(&admin.pool, &cfg.admin_user, &p).await? => {
+            tracing::info!(user = %cfg.admin_user, "admin account created");
+        }
+        Some(_) => {}
+        None if changed.is_none() => tracing::warn!(
+            user = %cfg.admin_user,
+            "no bootstrap admin password (BULWARK_ADMIN_PASSWORD_FILE unset or missing): the account is not created; `bulwark-init admin set-password` can create it"
+        ),
+        None => {}
+    }
+    Ok(())
+}
+
+/// Every [`UPKEEP_INTERVAL`]: write the refusal counts of closed windows, and forget the
+/// backoff of accounts unlocked from the command line since the last look.
+pub fn spawn_refusal_flush(state: AdminState) {
+    tokio::spawn(async move {
+        let mut seen = OffsetDateTime::UNIX_EPOCH;
+        let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+        loop {
+            tick.tick().await;
+            audit::flush_refusals(&state.pool, &state.refusals, false).await;
+            // Recent unlocks by the database's clock; applying one twice is harmless (only
+            // backoffs that began before it are forgotten).
+            let unlocks = sqlx::query_as::<_, (String, OffsetDateTime)>(
+                "SELECT username, unlocked_at FROM admin_users
+                  WHERE unlocked_at > now() - make_interval(secs => 60)",
+            )
+            .fetch_all(&state.pool)
+            .await;
+            match unlocks {
+                Ok(rows) => {
+                    for (user, at) in rows {
+                        if at > seen {
+                            tracing::info!(user = %user, "admin account unlocked from the command line");
+                            seen = at;
+                        }
+                        state.throttle.unlocked(&user, at);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "checking for admin unlocks failed"),
+            }
+        }
+    });
+}
+
+/// Write every refusal count still held in memory; call once the server has stopped.
+pub async fn flush_on_shutdown(state: &AdminState) {
+    audit::flush_refusals(&state.pool, &state.refusals, true).await;
+}
+
 pub async fn logout(
     State(state): State<AdminState>,
     session: Session,
@@ -492,4 +837,62 @@ pub async fn logout(
     )
     .await;
     Ok(LoginRequired.into_response())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn key() -> ring::hmac::Key {
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"test key for the login form")
+    }
+
+    #[test]
+    fn the_login_form_token_expires() {
+        let ttl = Duration::from_secs(600);
+        let t0 = 1_800_000_000;
+        let token = login_csrf(&key(), "nonce-1", t0);
+        assert!(check_login_csrf(&key(), "nonce-1", &token, t0, ttl).is_ok());
+        assert!(check_login_csrf(&key(), "nonce-1", &token, t0 + 600, ttl).is_ok());
+        assert!(matches!(
+            check_login_csrf(&key(), "nonce-1", &token, t0 + 601, ttl),
+            Err(AdminError::Csrf)
+        ));
+        // Issued "in the future" beyond skew: refused too.
+        assert!(check_login_csrf(&key(), "nonce-1", &token, t0 - 120, ttl).is_err());
+    }
+
+    #[test]
+    fn the_login_form_token_is_bound_to_its_nonce_and_time() {
+        let ttl = Duration::from_secs(600);
+        let t0 = 1_800_000_000;
+        let token = login_csrf(&key(), "nonce-1", t0);
+        assert!(check_login_csrf(&key(), "nonce-2", &token, t0, ttl).is_err());
+        assert!(check_login_csrf(&key(), "", &token, t0, ttl).is_err());
+        // Moving the issue time forward breaks the MAC.
+        let (_, mac) = token.split_once('.').unwrap();
+        let forged = format!("{}.{mac}", t0 + 500);
+        assert!(check_login_csrf(&key(), "nonce-1", &forged, t0 + 700, ttl).is_err());
+        let other = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"another key");
+        assert!(check_login_csrf(&other, "nonce-1", &token, t0, ttl).is_err());
+        for junk in ["", "AAAA", "1.", ".AAAA", "x.AAAA"] {
+            assert!(check_login_csrf(&key(), "nonce-1", junk, t0, ttl).is_err());
+        }
+    }
+
+    #[test]
+    fn new_passwords_are_checked() {
+        let cur = "the current password";
+        assert!(new_password_problem(cur, "short", "short").is_some());
+        assert!(
+            new_password_problem(cur, "long enough password", "long enough passw0rd").is_some()
+        );
+        assert!(new_password_problem(cur, cur, cur).is_some());
+        let long = "x".repeat(1025);
+        assert!(new_password_problem(cur, &long, &long).is_some());
+        assert!(
+            new_password_problem(cur, "long enough password", "long enough password").is_none()
+        );
+    }
 }

@@ -21,21 +21,41 @@ pub struct AdminArgs {
     #[arg(long, env = "BULWARK_ADMIN_USER", default_value = "admin")]
     pub admin_user: String,
     /// File holding the initial admin password (written 0600 by `bulwark-init database`).
-    /// Used only when the account does not exist yet.
+    /// Used only when the account does not exist yet; deleted once that account's password
+    /// has been changed (a missing file is not an error).
     #[arg(long, env = "BULWARK_ADMIN_PASSWORD_FILE")]
     pub admin_password_file: Option<PathBuf>,
     #[arg(long, env = "BULWARK_ADMIN_SESSION_IDLE", default_value = "30m", value_parser = std_duration)]
     pub session_idle: Duration,
     #[arg(long, env = "BULWARK_ADMIN_SESSION_MAX", default_value = "12h", value_parser = std_duration)]
     pub session_max: Duration,
-    /// Failed logins in a row that lock an account.
-    #[arg(long, env = "BULWARK_ADMIN_LOCKOUT_THRESHOLD", default_value_t = 5)]
-    pub lockout_threshold: u32,
-    #[arg(long, env = "BULWARK_ADMIN_LOCKOUT", default_value = "15m", value_parser = std_duration)]
-    pub lockout: Duration,
-    /// Failed logins one address may make per 15 minutes.
+    /// Failed logins of one user from one address after which that (user, address) pair
+    /// waits 1 s, then 2 s, 4 s ... before its next try. Nothing locks the account itself:
+    /// the same user from another address is not slowed down.
+    #[arg(long, env = "BULWARK_ADMIN_BACKOFF_AFTER", default_value_t = 3)]
+    pub backoff_after: u32,
+    /// The longest wait of that backoff.
+    #[arg(long, env = "BULWARK_ADMIN_BACKOFF_MAX", default_value = "15m", value_parser = std_duration)]
+    pub backoff_max: Duration,
+    /// Failed logins one address may make (any user) per 15 minutes.
     #[arg(long, env = "BULWARK_ADMIN_ADDRESS_LIMIT", default_value_t = 20)]
     pub address_limit: u32,
+    /// Password hashes (argon2id, 19 MiB each) computed at once; further logins wait.
+    #[arg(long, env = "BULWARK_ADMIN_LOGIN_CONCURRENCY", default_value_t = 2)]
+    pub login_concurrency: usize,
+    /// How long a login waits for a turn before it is answered 429 with Retry-After.
+    #[arg(long, env = "BULWARK_ADMIN_LOGIN_QUEUE_WAIT", default_value = "1500ms", value_parser = std_duration)]
+    pub login_queue_wait: Duration,
+    /// Addresses and (user, address) pairs whose failures are remembered (each an LRU).
+    #[arg(long, env = "BULWARK_ADMIN_LOGIN_TRACKED", default_value_t = 10_000)]
+    pub login_tracked: usize,
+    /// How long a login form (its CSRF token) stays valid.
+    #[arg(long, env = "BULWARK_ADMIN_LOGIN_FORM_TTL", default_value = "10m", value_parser = std_duration)]
+    pub login_form_ttl: Duration,
+    /// Refused logins from one address within this window are written as one audit row
+    /// (the first at once, the rest as a count when the window closes).
+    #[arg(long, env = "BULWARK_ADMIN_AUDIT_REFUSAL_WINDOW", default_value = "5m", value_parser = std_duration)]
+    pub audit_refusal_window: Duration,
     /// Temporal's JWKS refresh interval plus margin: how long a new key is published before
     /// it signs.
     #[arg(long, env = "BULWARK_JWKS_PROPAGATION", default_value = "35s", value_parser = std_duration)]
@@ -100,9 +120,16 @@ impl AdminArgs {
         let mut cfg = AdminConfig::new(certs_dir, s);
         cfg.session_idle = self.session_idle;
         cfg.session_absolute = self.session_max;
-        cfg.lockout_threshold = self.lockout_threshold.max(1);
-        cfg.lockout_duration = self.lockout;
+        cfg.backoff_after = self.backoff_after.max(1);
+        cfg.backoff_max = self.backoff_max;
         cfg.address_limit = self.address_limit.max(1);
+        cfg.login_concurrency = self.login_concurrency.max(1);
+        cfg.login_queue_wait = self.login_queue_wait;
+        cfg.login_tracked = self.login_tracked.max(1);
+        cfg.login_form_ttl = self.login_form_ttl;
+        cfg.audit_refusal_window = self.audit_refusal_window;
+        cfg.admin_user = self.admin_user.clone();
+        cfg.admin_password_file = self.admin_password_file.clone();
         cfg.jwks_propagation = self.jwks_propagation;
         cfg.cert_propagation_timeout = self.cert_propagation_timeout;
         cfg.oauth_grace = self.oauth_grace;

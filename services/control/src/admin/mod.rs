@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod probe;
 pub mod renew;
+pub mod throttle;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -47,12 +48,26 @@ pub struct AdminConfig {
     pub pki: bulwark_pki::Settings,
     pub session_idle: Duration,
     pub session_absolute: Duration,
-    /// Failed logins in a row after which an account is locked.
-    pub lockout_threshold: u32,
-    pub lockout_duration: Duration,
+    /// Failures of one (user, address) pair after which it backs off (1 s, 2 s, 4 s ...).
+    pub backoff_after: u32,
+    /// The longest backoff wait.
+    pub backoff_max: Duration,
     /// Failed logins one address may make per `address_window`.
     pub address_limit: u32,
     pub address_window: Duration,
+    /// Argon2 computations at once, and how long a login waits for a turn (then 429).
+    pub login_concurrency: usize,
+    pub login_queue_wait: Duration,
+    /// Entries of each login-throttle LRU (addresses; (user, address) pairs; audit windows).
+    pub login_tracked: usize,
+    /// Lifetime of a login form's CSRF token.
+    pub login_form_ttl: Duration,
+    /// Refused logins per address within this window are one audit row with a count.
+    pub audit_refusal_window: Duration,
+    /// The bootstrapped account and its initial password file (deleted once the password of
+    /// that account has been changed).
+    pub admin_user: String,
+    pub admin_password_file: Option<PathBuf>,
     /// How long Temporal takes to pick up a new JWKS (its refresh interval plus margin).
     pub jwks_propagation: Duration,
     /// How long to wait for a rotated server certificate to show on a fresh handshake.
@@ -81,10 +96,17 @@ impl AdminConfig {
             pki,
             session_idle: Duration::from_secs(30 * 60),
             session_absolute: Duration::from_secs(12 * 3600),
-            lockout_threshold: 5,
-            lockout_duration: Duration::from_secs(15 * 60),
+            backoff_after: 3,
+            backoff_max: Duration::from_secs(15 * 60),
             address_limit: 20,
             address_window: Duration::from_secs(15 * 60),
+            login_concurrency: 2,
+            login_queue_wait: Duration::from_millis(1500),
+            login_tracked: 10_000,
+            login_form_ttl: Duration::from_secs(10 * 60),
+            audit_refusal_window: Duration::from_secs(5 * 60),
+            admin_user: "admin".into(),
+            admin_password_file: None,
             jwks_propagation: Duration::from_secs(35),
             cert_propagation_timeout: Duration::from_secs(150),
             poll_interval: Duration::from_secs(2),
@@ -107,7 +129,11 @@ pub struct Admin {
     pub secrets: Option<PostgresStore>,
     /// The partition (`store` column) of the secret table that `secrets` uses.
     pub secrets_namespace: String,
-    pub(crate) throttle: auth::Throttle,
+    pub(crate) throttle: throttle::Throttle,
+    /// Bounds concurrent argon2 work (login, password change).
+    pub(crate) hash_gate: throttle::HashGate,
+    /// Refused logins, aggregated per address and window.
+    pub(crate) refusals: audit::RefusalLog,
     pub(crate) login_key: ring::hmac::Key,
     /// Serialises every change to the certs directory.
     pub(crate) pki_lock: tokio::sync::Mutex<()>,
@@ -122,13 +148,18 @@ impl Admin {
         let rng = ring::rand::SystemRandom::new();
         let login_key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
             .map_err(|_| AdminError::Internal("random source failed".into()))?;
+        let throttle = throttle::Throttle::new(auth::throttle_settings(&cfg));
+        let hash_gate = throttle::HashGate::new(cfg.login_concurrency, cfg.login_queue_wait);
+        let refusals = audit::RefusalLog::new(cfg.audit_refusal_window, auth::tracked(&cfg));
         Ok(Arc::new(Admin {
             clients: ClientStore::new(pool.clone()),
             cfg,
             pool,
             secrets_namespace: secrets.as_ref().map(|s| s.1.clone()).unwrap_or_default(),
             secrets: secrets.map(|s| s.0),
-            throttle: auth::Throttle::default(),
+            throttle,
+            hash_gate,
+            refusals,
             login_key,
             pki_lock: tokio::sync::Mutex::new(()),
         }))
@@ -273,6 +304,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/", get(inventory::dashboard))
         .route("/admin/login", get(auth::login_form).post(auth::login))
         .route("/admin/logout", post(auth::logout))
+        .route(
+            "/admin/password",
+            get(auth::password_form).post(auth::change_password),
+        )
         .route("/admin/audit", get(audit::page))
         .route("/admin/jobs/{id}", get(jobs::page))
         .route("/admin/confirm", get(actions::confirm))
@@ -293,4 +328,5 @@ pub fn router(state: AdminState) -> Router {
 /// Start the automatic renewal task (if configured). Call once per process.
 pub fn spawn_background(state: &AdminState) {
     renew::spawn(state.clone());
+    auth::spawn_refusal_flush(state.clone());
 }
