@@ -94,6 +94,12 @@ pub async fn run(
         )?;
     MIGRATOR.run(&pool).await.context("applying migrations")?;
     tracing::info!("migrations applied");
+    // Once an admin account exists the bootstrap file has done its job (and is deleted when
+    // the password is changed): never write a new one that would not work.
+    let admin_accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM admin_users")
+        .fetch_one(&pool)
+        .await
+        .context("counting admin accounts")?;
     let store = ClientStore::new(pool);
 
     bulwark_pki::fs::ensure_dir(out)?;
@@ -202,7 +208,7 @@ pub async fn run(
     }
     // The admin page's initial password: BULWARK_ADMIN_PASSWORD, else generated once.
     // An existing file is kept, so re-running init never changes it.
-    if !out.join(ADMIN_PASSWORD).exists() {
+    if admin_accounts == 0 && !out.join(ADMIN_PASSWORD).exists() {
         let password = match std::env::var("BULWARK_ADMIN_PASSWORD") {
             Ok(p) if !p.is_empty() => Zeroizing::new(p),
             _ => Zeroizing::new(ClientSecret::generate()?.expose().to_owned()),

@@ -5,6 +5,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
+mod admin;
 mod database;
 
 use anyhow::Context;
@@ -95,6 +96,11 @@ enum Command {
         )]
         namespaces: Vec<Namespace>,
     },
+    /// Admin page accounts, straight against the database (works with the page down).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Replace the named items (and what depends on them) even if they are valid.
     Rotate {
         /// Item ids as listed by `inspect` (e.g. temporal-server, jwt-key, client-token).
@@ -105,6 +111,39 @@ enum Command {
         #[command(flatten)]
         settings: SettingsArgs,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Clear any lock of an account; a running bulwark-control forgets that user's login
+    /// backoffs within seconds.
+    Unlock {
+        user: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Set an account's password (creating the account if needed) and end its sessions.
+    /// The password is read from --password-file, else from stdin; never from arguments.
+    SetPassword {
+        user: String,
+        /// File holding the new password (one trailing line break is removed).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// The bootstrap password file (e.g. credentials/admin-password): deleted afterwards.
+        #[arg(long)]
+        bootstrap_file: Option<PathBuf>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+struct DatabaseArgs {
+    /// File holding the database URL (contains a password, so never a flag).
+    #[arg(long, env = "BULWARK_DATABASE_URL_FILE")]
+    database_url_file: PathBuf,
+    #[arg(long, env = "BULWARK_DATABASE_CONNECT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    connect_timeout: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -189,6 +228,45 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     n
                 },
             ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin { command } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                match command {
+                    AdminCommand::Unlock { user, db } => {
+                        let pool =
+                            admin::connect(&db.database_url_file, db.connect_timeout).await?;
+                        admin::unlock(&pool, &user).await?;
+                        println!("{user}: unlocked");
+                    }
+                    AdminCommand::SetPassword {
+                        user,
+                        password_file,
+                        bootstrap_file,
+                        db,
+                    } => {
+                        // Read (and check) before connecting: a bad password fails fast.
+                        let password = admin::read_password(password_file.as_deref())?;
+                        let pool =
+                            admin::connect(&db.database_url_file, db.connect_timeout).await?;
+                        let (created, ended) =
+                            admin::set_password(&pool, &user, &password, bootstrap_file.as_deref())
+                                .await?;
+                        println!(
+                            "{user}: {}; {ended} sessions ended",
+                            if created {
+                                "account created with the new password"
+                            } else {
+                                "password changed"
+                            }
+                        );
+                    }
+                }
+                anyhow::Ok(())
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { dir, renew_at } => {
