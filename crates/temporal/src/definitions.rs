@@ -35,8 +35,9 @@ pub mod activity {
     pub const HTTP_CALL: &str = "bulwark.http_call";
 }
 
-/// Application-failure `type` values reported by activities and workflows. The first four are
-/// non-retryable; [`failure_type::TRANSIENT`] is retried by the activity retry policy.
+/// Application-failure `type` values reported by activities and workflows. Those in
+/// [`failure_type::NON_RETRYABLE`] are never retried; [`failure_type::TRANSIENT`] is retried
+/// by the activity retry policy.
 pub mod failure_type {
     /// The referenced credential does not exist in its store.
     pub const CREDENTIAL_NOT_FOUND: &str = "CredentialNotFound";
@@ -46,14 +47,20 @@ pub mod failure_type {
     pub const UNAUTHORIZED: &str = "Unauthorized";
     /// The workflow input failed validation.
     pub const INVALID_INPUT: &str = "InvalidInput";
+    /// The credential's `allowed_hosts` does not list the destination; it was not sent.
+    pub const DESTINATION_NOT_ALLOWED: &str = "DestinationNotAllowed";
+    /// A response body exceeded the worker's limit; reading stopped there.
+    pub const RESPONSE_TOO_LARGE: &str = "ResponseTooLarge";
     /// A transient failure (network, store unavailable, 5xx); retried.
     pub const TRANSIENT: &str = "Transient";
     /// The failure types that are never retried.
-    pub const NON_RETRYABLE: [&str; 4] = [
+    pub const NON_RETRYABLE: [&str; 6] = [
         CREDENTIAL_NOT_FOUND,
         CREDENTIAL_INVALID,
         UNAUTHORIZED,
         INVALID_INPUT,
+        DESTINATION_NOT_ALLOWED,
+        RESPONSE_TOO_LARGE,
     ];
 }
 

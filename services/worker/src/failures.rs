@@ -1,7 +1,7 @@
 //! Classifying activity errors into Temporal application failures.
 //!
-//! Non-retryable (`CredentialNotFound`, `CredentialInvalid`, `Unauthorized`, `InvalidInput`):
-//! retrying cannot help until an operator acts. Everything else is `Transient` and retried by
+//! Non-retryable (`CredentialNotFound`, `CredentialInvalid`, `Unauthorized`, `InvalidInput`,
+//! `DestinationNotAllowed`, `ResponseTooLarge`): retrying cannot help until an operator acts. Everything else is `Transient` and retried by
 //! the activity retry policy. Messages name references, stores, hosts and codes — never a
 //! secret value.
 
@@ -175,6 +175,17 @@ mod tests {
         );
         assert!(from_http_status("c", "h", 200).is_none());
         assert!(from_http_status("c", "h", 404).is_none());
+    }
+
+    #[test]
+    fn destination_and_size_failures_are_not_retried() {
+        for kind in [
+            failure_type::DESTINATION_NOT_ALLOWED,
+            failure_type::RESPONSE_TOO_LARGE,
+        ] {
+            assert!(Failure::new(kind, "x").non_retryable(), "{kind}");
+        }
+        assert!(!Failure::new(failure_type::TRANSIENT, "x").non_retryable());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use temporalio_sdk::runtime::PollerBehavior;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 
-use crate::activities::{Activities, DatabaseTarget};
+use crate::activities::{Activities, DatabaseTarget, HttpCallPolicy};
 use crate::health::{Health, Metrics, PollerCheck};
 
 #[derive(Debug, Parser)]
@@ -61,6 +61,23 @@ struct Args {
     /// Directory of secret-store component files (stores `default`, `deployment`, ...).
     #[arg(long, env = "BULWARK_COMPONENTS_DIR")]
     components_dir: Option<PathBuf>,
+    /// App id for the components' Dapr `scopes:` (a scoped component is loaded only when
+    /// it lists this id).
+    #[arg(long, env = "BULWARK_APP_ID", default_value = "worker")]
+    app_id: String,
+    /// Most response-body bytes an HttpCall reads; more fails it `ResponseTooLarge`.
+    #[arg(long, env = "BULWARK_WORKER_HTTP_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    http_max_body_bytes: u64,
+    /// Whole-call timeout of an HttpCall (seconds).
+    #[arg(long, env = "BULWARK_WORKER_HTTP_TIMEOUT_SECS", default_value_t = 20)]
+    http_timeout_secs: u64,
+    /// Refuse HttpCall credentials without `allowed_hosts` (recommended in production).
+    #[arg(
+        long,
+        env = "BULWARK_WORKER_REQUIRE_ALLOWED_HOSTS",
+        default_value_t = false
+    )]
+    require_allowed_hosts: bool,
     /// Health/metrics listen address.
     #[arg(long, env = "BULWARK_WORKER_LISTEN", default_value = "127.0.0.1:9102")]
     listen: SocketAddr,
@@ -102,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Secret stores.
     let builder = match &args.components_dir {
-        Some(dir) => Resolver::from_components_dir(dir)
+        Some(dir) => Resolver::from_components_dir_for_app(dir, &args.app_id)
             .await
             .with_context(|| format!("loading secret-store components from {}", dir.display()))?,
         None => {
@@ -203,6 +220,11 @@ async fn main() -> anyhow::Result<()> {
             allowed: args.databases.clone(),
         },
         ca_file,
+        HttpCallPolicy {
+            max_body_bytes: args.http_max_body_bytes.max(1),
+            timeout: Duration::from_secs(args.http_timeout_secs.max(1)),
+            require_allowed_hosts: args.require_allowed_hosts,
+        },
     )?;
 
     let runtime = Runtime::from_current_tokio(Default::default())
