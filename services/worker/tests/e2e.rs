@@ -143,7 +143,8 @@ impl Drop for WorkerProc {
 /// credential `demo-db` in store `default`), else an e2e-only role provisioned as superuser.
 async fn demo_db_credential(env: &HashMap<String, String>) -> Option<(String, String)> {
     if let Some(dir) = env.get("BULWARK_COMPONENTS_DIR") {
-        let resolver = bulwark_secrets::Resolver::from_components_dir(dir)
+        // As the worker loads them (its default BULWARK_APP_ID), so `scopes:` apply.
+        let resolver = bulwark_secrets::Resolver::from_components_dir_for_app(dir, "worker")
             .await
             .unwrap()
             .build();
@@ -354,6 +355,8 @@ async fn reference_workflows_end_to_end() {
         },
         "e2e-api-key": {"api_key": PLANTED_API_KEY},
         "e2e-wrong-key": {"api_key": "not-the-key"},
+        // Bound to a port nothing listens on: never sent to the echo server.
+        "e2e-pinned-key": {"api_key": PLANTED_API_KEY, "allowed_hosts": ["127.0.0.1:1"]},
     });
     std::fs::write(tmp.path().join("app-secrets.json"), secrets.to_string()).unwrap();
     let components = tmp.path().join("components");
@@ -453,6 +456,30 @@ async fn reference_workflows_end_to_end() {
             assert!(failure.non_retryable);
         }
         other => panic!("wrong key: {other:?}"),
+    }
+
+    // A key bound to other hosts: DestinationNotAllowed, not retried, naming the host.
+    let out = run(
+        &client,
+        &tq,
+        workflow::HTTP_CALL,
+        json!({"credential": {"name": "e2e-pinned-key", "credential_type": "api_key"}, "url": url}),
+    )
+    .await;
+    match &out {
+        WorkflowOutcome::Failed { failure } => {
+            assert_eq!(
+                failure.failure_type.as_deref(),
+                Some(failure_type::DESTINATION_NOT_ALLOWED),
+                "{failure:?}"
+            );
+            assert!(failure.non_retryable);
+            assert!(
+                format!("{failure:?}").contains(&format!("127.0.0.1:{}", echo.port())),
+                "{failure:?}"
+            );
+        }
+        other => panic!("pinned key: {other:?}"),
     }
 
     // Credential not found: fails fast, non-retryable, names the reference.
