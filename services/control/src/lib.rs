@@ -14,7 +14,7 @@ use std::{
 use axum::{
     Form, Json, Router,
     extract::{ConnectInfo, DefaultBodyLimit, Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, Version, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -101,6 +101,7 @@ async fn token_sizes(State(state): State<AppState>, req: Request, next: Next) ->
     if auth_len > MAX_AUTHORIZATION_BYTES {
         return too_large(
             &state,
+            req.version(),
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "the Authorization header is too large",
         );
@@ -111,21 +112,34 @@ async fn token_sizes(State(state): State<AppState>, req: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|n| n > MAX_TOKEN_BODY_BYTES as u64) {
-        return too_large(&state, StatusCode::PAYLOAD_TOO_LARGE, BODY_TOO_LARGE);
+        return too_large(
+            &state,
+            req.version(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            BODY_TOO_LARGE,
+        );
     }
     next.run(req).await
 }
 
-fn too_large(state: &AppState, status: StatusCode, description: &str) -> Response {
+fn too_large(
+    state: &AppState,
+    version: Version,
+    status: StatusCode,
+    description: &str,
+) -> Response {
     state.metrics.inc(
         "bulwark_control_token_errors_total",
         "{error=\"invalid_request\"}".to_owned(),
     );
     tracing::debug!(status = status.as_u16(), "token request refused: too large");
     let mut res = oauth_error(status, "invalid_request", description);
-    // The rest of an oversized body is not worth reading: close the connection after this.
-    res.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    // The rest of an oversized body is not worth reading: close an HTTP/1 connection after
+    // this (HTTP/2 has no such header; the stream is reset instead).
+    if version < Version::HTTP_2 {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     res
 }
 
@@ -218,6 +232,7 @@ fn form_unescape(s: &str) -> Option<String> {
 async fn token(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    version: Version,
     headers: HeaderMap,
     form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -225,7 +240,12 @@ async fn token(
         Ok(Form(f)) => Ok(f),
         // A body without a Content-Length that ran past the limit.
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return too_large(&state, StatusCode::PAYLOAD_TOO_LARGE, BODY_TOO_LARGE);
+            return too_large(
+                &state,
+                version,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                BODY_TOO_LARGE,
+            );
         }
         Err(_) => Err(GrantError::InvalidRequest(
             "the body must be application/x-www-form-urlencoded with grant_type=client_credentials",

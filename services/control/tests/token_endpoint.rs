@@ -540,6 +540,11 @@ async fn oversized_authorization_and_body_are_refused_with_json_errors() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        r.headers()["connection"],
+        "close",
+        "the unread rest of the body is not drained"
+    );
     let body = json(r).await;
     assert_eq!(body["error"], "invalid_request");
     assert!(
