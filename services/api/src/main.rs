@@ -47,6 +47,8 @@ struct Config {
     max_wait: Duration,
     #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text")]
     log_format: bulwark_process::LogFormat,
+    #[command(flatten)]
+    http: bulwark_serve::cli::ListenerArgs,
 }
 
 #[tokio::main]
@@ -82,30 +84,50 @@ async fn main() -> anyhow::Result<()> {
         cfg.certs_dir.join("api-server.key"),
     ))?;
     cert.spawn_watcher(Duration::from_secs(10));
-    let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(server_config(
-        cert.clone(),
-        None,
-    )?));
+    let tls = Arc::new(server_config(cert.clone(), None)?);
+    let metrics = Arc::new(Metrics::default());
     let state = AppState {
         backend: Arc::new(TemporalBackend { client }),
         verifier: Arc::new(Verifier::new(
             cfg.certs_dir.join("jwks.json"),
             "bulwark-api",
         )),
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
         max_wait: cfg.max_wait,
     };
-    let handle = axum_server::Handle::new();
-    let shutdown = handle.clone();
-    tokio::spawn(async move {
-        bulwark_process::shutdown_signal().await;
-        shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
-    });
+    let mut limits = cfg.http.limits();
+    // `/result` legitimately waits up to `max_wait` before answering: the request timeout
+    // must not cut it short.
+    let floor = cfg.max_wait + Duration::from_secs(10);
+    if limits.request_timeout < floor {
+        tracing::info!(request_timeout = ?floor, "request timeout raised above BULWARK_API_MAX_WAIT");
+        limits.request_timeout = floor;
+    }
+    let stats = Arc::new(bulwark_serve::Stats::new("api"));
+    metrics.add_listener(stats.clone());
+    let listener = bulwark_serve::bind(cfg.listen).await?;
     tracing::info!(listen = %cfg.listen, fingerprint = %cert.fingerprint(), "bulwark-api serving HTTPS");
-    axum_server::bind_rustls(cfg.listen, tls)
-        .handle(handle)
-        .serve(app(state).into_make_service())
-        .await
-        .context("serving")?;
+    bulwark_serve::serve(
+        listener,
+        tls,
+        app(state),
+        limits,
+        stats,
+        bulwark_process::shutdown_signal(),
+    )
+    .await
+    .context("serving")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Clap checks argument uniqueness only when parsing; a clash between our flags and the
+    /// flattened listener limits must fail here, not at start-up.
+    #[test]
+    fn arguments_are_consistent() {
+        super::Config::command().debug_assert();
+    }
 }
