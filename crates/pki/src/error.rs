@@ -72,6 +72,12 @@ pub enum Error {
     /// A JWT failed verification. The reason is a fixed, non-secret description.
     #[error("token rejected: {0}")]
     Token(TokenError),
+
+    /// Another process (init or control) held the certs directory's lock for the whole wait.
+    #[error(
+        "{path} is held by another writer (bulwark-init or bulwark-control) and was not released within {waited_secs}s; retry once it has finished"
+    )]
+    Locked { path: PathBuf, waited_secs: u64 },
 }
 
 /// Why a JWT was rejected.
@@ -96,6 +102,13 @@ pub enum TokenError {
     MissingExpiry,
     #[error("wrong audience")]
     WrongAudience,
+    /// `iat` is absent, so the lifetime cannot be bounded. Bulwark always mints `iat`.
+    #[error("missing iat claim")]
+    MissingIssuedAt,
+    /// `exp - iat` exceeds the verifier's maximum lifetime: a token nobody here would mint,
+    /// e.g. one made with a leaked key to outlive a revocation.
+    #[error("lifetime exceeds the maximum")]
+    LifetimeTooLong,
 }
 
 impl From<TokenError> for Error {

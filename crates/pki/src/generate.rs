@@ -4,6 +4,9 @@
 //! what to (re)create; any problem (corrupt PEM, key/cert mismatch, a certificate not issued
 //! by its CA, half a pair) is collected and the run stops before anything is written. The
 //! write phase stages every new file and renames them into place together.
+//!
+//! Both phases run under the directory's cross-process lock ([`crate::lock`]), so init and
+//! control never plan against material the other is replacing.
 
 use std::{
     collections::HashMap,
@@ -18,8 +21,9 @@ use crate::{
     cert::{self, CertInfo},
     error::{Error, Result, TokenError},
     fs::{self as pfs, PUBLIC_MODE, PendingFile, SECRET_MODE},
-    jwt::{self, Claims, Jwks, Scope, SigningKey},
+    jwt::{self, Claims, Jwks, Scope, SigningKey, VerifyOptions},
     layout::{self, CertSpec},
+    lock::DirLock,
     manifest::{Entry, ItemKind, MANIFEST_FILE, Manifest, RetiredKey},
     settings::Settings,
 };
@@ -62,6 +66,8 @@ struct Run<'a> {
     settings: &'a Settings,
     now: OffsetDateTime,
     mode: Mode<'a>,
+    /// Emergency revoke: the JWT key is replaced and no earlier key stays published.
+    revoke: bool,
     old: Manifest,
     errors: Vec<Error>,
     files: Vec<PendingFile>,
@@ -70,12 +76,86 @@ struct Run<'a> {
 }
 
 /// Create, renew or rotate the material in `dir`. See the module docs for the guarantees.
+/// Takes the directory's lock, waiting up to [`crate::lock::DEFAULT_TIMEOUT`].
 pub fn generate(
     dir: &Path,
     settings: &Settings,
     mode: Mode<'_>,
     now: OffsetDateTime,
 ) -> Result<Report> {
+    settings.validate()?;
+    pfs::ensure_dir(dir)?;
+    let lock = DirLock::acquire(dir)?;
+    run(&lock, settings, mode, now, false)
+}
+
+/// [`generate`] for a caller that already holds the directory's lock (a multi-step change
+/// such as a JWT key switch followed by re-issuing the tokens).
+pub fn generate_locked(
+    lock: &DirLock,
+    settings: &Settings,
+    mode: Mode<'_>,
+    now: OffsetDateTime,
+) -> Result<Report> {
+    run(lock, settings, mode, now, false)
+}
+
+/// What an emergency revoke did.
+#[derive(Debug, Clone, Default)]
+pub struct Revocation {
+    pub report: Report,
+    /// The kid that signs from now on.
+    pub kid: String,
+    /// Every kid that was published before and no longer is (the signing key and any
+    /// retired or pending key).
+    pub revoked: Vec<String>,
+}
+
+/// Emergency revoke of the JWT signing key: a new key is generated and signs at once, and
+/// `jwks.json` holds only that key. Unlike a rotation there is no overlap: the previous key
+/// and every retired key still published are dropped, because a revoke assumes a key may be
+/// compromised. The static tokens (and CLI profiles) are re-issued with the new key; tokens
+/// signed earlier stop verifying as soon as a verifier re-reads the JWKS.
+pub fn revoke_jwt_key(dir: &Path, settings: &Settings, now: OffsetDateTime) -> Result<Revocation> {
+    settings.validate()?;
+    pfs::ensure_dir(dir)?;
+    let lock = DirLock::acquire(dir)?;
+    revoke_jwt_key_locked(&lock, settings, now)
+}
+
+/// [`revoke_jwt_key`] for a caller that already holds the directory's lock.
+pub fn revoke_jwt_key_locked(
+    lock: &DirLock,
+    settings: &Settings,
+    now: OffsetDateTime,
+) -> Result<Revocation> {
+    let published = |dir: &Path| -> Result<Vec<String>> {
+        Ok(match pfs::read_optional(&dir.join(layout::JWKS))? {
+            Some(bytes) => serde_json::from_slice::<Jwks>(&bytes)
+                .map(|j| j.keys.into_iter().map(|k| k.kid).collect())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        })
+    };
+    let before = published(lock.dir())?;
+    let ids = [layout::JWT_KEY_ID.to_owned()];
+    let report = run(lock, settings, Mode::Rotate(&ids), now, true)?;
+    let after = published(lock.dir())?;
+    Ok(Revocation {
+        report,
+        kid: after.first().cloned().unwrap_or_default(),
+        revoked: before.into_iter().filter(|k| !after.contains(k)).collect(),
+    })
+}
+
+fn run(
+    lock: &DirLock,
+    settings: &Settings,
+    mode: Mode<'_>,
+    now: OffsetDateTime,
+    revoke: bool,
+) -> Result<Report> {
+    let dir = lock.dir();
     settings.validate()?;
     if let Mode::Rotate(ids) = mode {
         let known = layout::item_ids(settings);
@@ -85,7 +165,6 @@ pub fn generate(
             }
         }
     }
-    pfs::ensure_dir(dir)?;
     let old = match pfs::read_optional(&dir.join(MANIFEST_FILE))? {
         Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "manifest.json is unreadable; rebuilding it from the files");
@@ -98,6 +177,7 @@ pub fn generate(
         settings,
         now,
         mode,
+        revoke,
         old,
         errors: Vec::new(),
         files: Vec::new(),
@@ -543,7 +623,7 @@ impl Run<'_> {
             .old
             .retired_keys
             .iter()
-            .filter(|k| k.retire_after > self.now)
+            .filter(|k| k.retire_after > self.now && !self.revoke)
             .cloned()
             .collect();
         let (key, not_before, renewed) = match (reason, existing) {
@@ -561,7 +641,7 @@ impl Run<'_> {
                         return None;
                     }
                 };
-                if let Some((prev, _)) = previous {
+                if let Some((prev, _)) = previous.filter(|_| !self.revoke) {
                     // Tokens signed by the old key stay verifiable until they expire.
                     retired.push(RetiredKey {
                         jwk: prev.jwk().clone(),
@@ -630,7 +710,8 @@ impl Run<'_> {
                             &text,
                             &current_only,
                             self.now,
-                            Some(&self.settings.audience),
+                            &VerifyOptions::new(self.settings.token_ttl)
+                                .audience(&self.settings.audience),
                         ) {
                             Ok(c) => {
                                 let drift = c.permissions != expected_perms
@@ -658,7 +739,9 @@ impl Run<'_> {
                                 reason
                             }
                             Err(TokenError::Expired) => Some("expired"),
-                            Err(TokenError::WrongAudience) => Some("configuration changed"),
+                            Err(TokenError::WrongAudience | TokenError::LifetimeTooLong) => {
+                                Some("configuration changed")
+                            }
                             Err(e) => {
                                 self.errors.push(Error::Corrupt {
                                     path,

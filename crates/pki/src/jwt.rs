@@ -2,8 +2,11 @@
 //! claim mapper reads.
 //!
 //! Verification is deliberately strict: only ES256 and RS256, the key is chosen by `kid`, the
-//! header algorithm must match the key's type, and `exp` is mandatory. That closes `alg: none`,
-//! HS256-with-the-public-key and unknown-key attacks in one place.
+//! header algorithm must match the key's type, and `exp` and `iat` are mandatory. That closes
+//! `alg: none`, HS256-with-the-public-key and unknown-key attacks in one place. The lifetime
+//! (`exp - iat`) is bounded by the caller's maximum and `iat` may not lie in the future, so
+//! even a leaked signing key cannot mint a token that outlives a revocation by more than
+//! that maximum.
 
 use std::{fmt, str::FromStr};
 
@@ -436,15 +439,56 @@ struct Header {
     kid: Option<String>,
 }
 
-/// Leeway for `exp`/`nbf`, matching what the Go JWT libraries typically allow.
-const LEEWAY_SECS: i64 = 60;
+/// Default leeway for `exp`/`nbf`/`iat`, matching what the Go JWT libraries typically allow.
+pub const DEFAULT_LEEWAY: time::Duration = time::Duration::seconds(60);
+
+/// What [`verify`] accepts beyond a valid signature by a published key. There is no
+/// default maximum lifetime: each verifier states the longest lifetime it expects from the
+/// issuer (e.g. the access-token or static-token TTL).
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyOptions<'a> {
+    /// Required `aud`; `None` accepts any audience.
+    pub audience: Option<&'a str>,
+    /// Longest accepted `exp - iat`; a longer token is refused with
+    /// [`TokenError::LifetimeTooLong`].
+    pub max_lifetime: time::Duration,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway: time::Duration,
+}
+
+impl<'a> VerifyOptions<'a> {
+    /// Any audience, [`DEFAULT_LEEWAY`], and tokens living at most `max_lifetime`.
+    pub fn new(max_lifetime: time::Duration) -> Self {
+        VerifyOptions {
+            audience: None,
+            max_lifetime,
+            leeway: DEFAULT_LEEWAY,
+        }
+    }
+
+    /// Require `aud` to equal `audience`.
+    pub fn audience(mut self, audience: &'a str) -> Self {
+        self.audience = Some(audience);
+        self
+    }
+
+    pub fn leeway(mut self, leeway: time::Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+}
 
 /// Verify a compact JWS against `jwks` and return its claims.
+///
+/// Refused, after the signature checks: a token without `exp` or `iat`, one whose
+/// `exp - iat` exceeds `opts.max_lifetime` ([`TokenError::LifetimeTooLong`]), one expired or
+/// not yet valid (`nbf`, or an `iat` in the future, both beyond the leeway), and one for
+/// another audience.
 pub fn verify(
     token: &str,
     jwks: &Jwks,
     now: OffsetDateTime,
-    audience: Option<&str>,
+    opts: &VerifyOptions<'_>,
 ) -> std::result::Result<Claims, TokenError> {
     let (header_b64, claims_b64, sig_b64) = split3(token.trim()).ok_or(TokenError::Malformed)?;
     let header: Header = B64
@@ -478,15 +522,25 @@ pub fn verify(
     if value.get("exp").and_then(|v| v.as_i64()).is_none() {
         return Err(TokenError::MissingExpiry);
     }
+    if value.get("iat").and_then(|v| v.as_i64()).is_none() {
+        return Err(TokenError::MissingIssuedAt);
+    }
     let claims: Claims = serde_json::from_value(value).map_err(|_| TokenError::Malformed)?;
+    // Saturating: the claims are attacker-chosen integers, and an overflow must not wrap
+    // into an accepted token (or panic in a debug build).
+    if claims.exp.saturating_sub(claims.iat) > opts.max_lifetime.whole_seconds() {
+        return Err(TokenError::LifetimeTooLong);
+    }
     let now = now.unix_timestamp();
-    if now >= claims.exp + LEEWAY_SECS {
+    let leeway = opts.leeway.whole_seconds();
+    if now >= claims.exp.saturating_add(leeway) {
         return Err(TokenError::Expired);
     }
-    if now + LEEWAY_SECS < claims.nbf {
+    // A future `iat` would let a short `exp - iat` hide a long remaining life.
+    if now.saturating_add(leeway) < claims.nbf || now.saturating_add(leeway) < claims.iat {
         return Err(TokenError::NotYetValid);
     }
-    if let Some(aud) = audience {
+    if let Some(aud) = opts.audience {
         if claims.aud != aud {
             return Err(TokenError::WrongAudience);
         }
@@ -506,6 +560,10 @@ fn split3(token: &str) -> Option<(&str, &str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn opts() -> VerifyOptions<'static> {
+        VerifyOptions::new(time::Duration::hours(2))
+    }
 
     fn claims(ttl: i64) -> Claims {
         Claims::new(
@@ -528,18 +586,21 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let token = key.sign(&claims(3600)).unwrap();
         assert_eq!(
-            verify(&token, &jwks, now, Some("temporal"))
+            verify(&token, &jwks, now, &opts().audience("temporal"))
                 .unwrap()
                 .permissions,
             ["default:write"]
         );
         assert_eq!(
-            verify(&token, &jwks, now, Some("other")),
+            verify(&token, &jwks, now, &opts().audience("other")),
             Err(TokenError::WrongAudience)
         );
 
         let expired = key.sign(&claims(-3600)).unwrap();
-        assert_eq!(verify(&expired, &jwks, now, None), Err(TokenError::Expired));
+        assert_eq!(
+            verify(&expired, &jwks, now, &opts()),
+            Err(TokenError::Expired)
+        );
 
         // Tamper with the payload: swap in admin permissions, keep the signature.
         let parts: Vec<&str> = token.split('.').collect();
@@ -552,7 +613,7 @@ mod tests {
             parts[2]
         );
         assert_eq!(
-            verify(&forged, &jwks, now, None),
+            verify(&forged, &jwks, now, &opts()),
             Err(TokenError::BadSignature)
         );
 
@@ -560,7 +621,7 @@ mod tests {
         let none_header = B64.encode(format!(r#"{{"alg":"none","kid":"{}"}}"#, key.kid()));
         let none = format!("{none_header}.{}.x", parts[1]);
         assert_eq!(
-            verify(&none, &jwks, now, None),
+            verify(&none, &jwks, now, &opts()),
             Err(TokenError::DisallowedAlgorithm)
         );
 
@@ -574,8 +635,93 @@ mod tests {
         ));
         let imposter = format!("{hdr}.{}.{}", op[1], op[2]);
         assert_eq!(
-            verify(&imposter, &jwks, now, None),
+            verify(&imposter, &jwks, now, &opts()),
             Err(TokenError::BadSignature)
+        );
+    }
+
+    /// Sign arbitrary claims (the fields `Claims` would always set can be left out).
+    fn sign_raw(key: &SigningKey, claims: &serde_json::Value) -> String {
+        let header = B64.encode(format!(
+            r#"{{"alg":"ES256","kid":"{}","typ":"JWT"}}"#,
+            key.kid()
+        ));
+        let body = B64.encode(serde_json::to_vec(claims).unwrap());
+        let input = format!("{header}.{body}");
+        let Signer::Ec(kp) = &key.signer else {
+            panic!("ES256 key expected")
+        };
+        let sig = kp.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
+        format!("{input}.{}", B64.encode(sig.as_ref()))
+    }
+
+    #[test]
+    fn lifetime_is_bounded_by_the_maximum() {
+        let key = SigningKey::generate(JwtAlgorithm::Es256).unwrap();
+        let jwks = Jwks {
+            keys: vec![key.jwk().clone()],
+        };
+        let now = OffsetDateTime::now_utc();
+        let max = time::Duration::hours(1);
+        let opts = VerifyOptions::new(max);
+        let mint = |ttl: time::Duration| {
+            let c = Claims::new("t", "bulwark", "temporal", "s", vec![], now, ttl);
+            key.sign(&c).unwrap()
+        };
+        // Exactly at the maximum: accepted.
+        verify(&mint(max), &jwks, now, &opts).unwrap();
+        // One second over: refused, although it is validly signed and not expired.
+        assert_eq!(
+            verify(&mint(max + time::Duration::SECOND), &jwks, now, &opts),
+            Err(TokenError::LifetimeTooLong)
+        );
+        // A leaked key cannot hide a long life behind an `iat` in the future.
+        let t = now.unix_timestamp();
+        let future_iat = serde_json::json!({
+            "sub": "t", "iss": "bulwark", "aud": "temporal", "scope": "s", "permissions": [],
+            "jti": "j", "iat": t + 86_400 * 365, "nbf": t, "exp": t + 86_400 * 365 + 60,
+        });
+        assert_eq!(
+            verify(&sign_raw(&key, &future_iat), &jwks, now, &opts),
+            Err(TokenError::NotYetValid)
+        );
+        // Attacker-chosen extremes neither wrap into acceptance nor panic.
+        let extreme = serde_json::json!({
+            "sub": "t", "iss": "bulwark", "aud": "temporal", "scope": "s", "permissions": [],
+            "jti": "j", "iat": i64::MIN, "nbf": i64::MIN, "exp": i64::MAX,
+        });
+        assert_eq!(
+            verify(&sign_raw(&key, &extreme), &jwks, now, &opts),
+            Err(TokenError::LifetimeTooLong)
+        );
+        let at_max = serde_json::json!({
+            "sub": "t", "iss": "bulwark", "aud": "temporal", "scope": "s", "permissions": [],
+            "jti": "j", "iat": i64::MAX, "nbf": t, "exp": i64::MAX,
+        });
+        assert_eq!(
+            verify(&sign_raw(&key, &at_max), &jwks, now, &opts),
+            Err(TokenError::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn missing_iat_is_refused() {
+        let key = SigningKey::generate(JwtAlgorithm::Es256).unwrap();
+        let jwks = Jwks {
+            keys: vec![key.jwk().clone()],
+        };
+        let now = OffsetDateTime::now_utc();
+        let t = now.unix_timestamp();
+        let mut claims = serde_json::json!({
+            "sub": "t", "iss": "bulwark", "aud": "temporal", "scope": "s", "permissions": [],
+            "jti": "j", "iat": t, "nbf": t, "exp": t + 60,
+        });
+        // The same claims with iat verify, so the refusal below is about iat alone.
+        verify(&sign_raw(&key, &claims), &jwks, now, &opts()).unwrap();
+        claims.as_object_mut().unwrap().remove("iat");
+        assert_eq!(
+            verify(&sign_raw(&key, &claims), &jwks, now, &opts()),
+            Err(TokenError::MissingIssuedAt)
         );
     }
 
@@ -586,7 +732,7 @@ mod tests {
             keys: vec![key.jwk().clone()],
         };
         let token = key.sign(&claims(60)).unwrap();
-        verify(&token, &jwks, OffsetDateTime::now_utc(), None).unwrap();
+        verify(&token, &jwks, OffsetDateTime::now_utc(), &opts()).unwrap();
         assert_eq!(key.kid(), key.jwk().thumbprint());
         let reloaded = SigningKey::from_pem(key.private_pem().expose()).unwrap();
         assert_eq!(reloaded.kid(), key.kid());

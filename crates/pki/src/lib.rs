@@ -16,6 +16,7 @@ pub mod generate;
 pub mod jwt;
 pub mod keys;
 pub mod layout;
+pub mod lock;
 pub mod manifest;
 pub mod names;
 pub mod settings;
@@ -23,5 +24,8 @@ pub mod trust;
 pub mod verify;
 
 pub use error::{Error, Result, TokenError};
-pub use generate::{Change, Mode, Report, generate};
+pub use generate::{
+    Change, Mode, Report, Revocation, generate, generate_locked, revoke_jwt_key,
+    revoke_jwt_key_locked,
+};
 pub use settings::Settings;

@@ -30,6 +30,14 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+fn verify_opts() -> bulwark_pki::jwt::VerifyOptions<'static> {
+    bulwark_pki::jwt::VerifyOptions::new(Settings::default().token_ttl).audience("temporal")
+}
+
+fn jwks(dir: &std::path::Path) -> Jwks {
+    serde_json::from_slice(&std::fs::read(dir.join("jwks.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn second_run_changes_no_byte() {
     let (_t, dir) = fresh();
@@ -53,7 +61,8 @@ fn modes_are_strict() {
     for f in snapshot(&dir).keys() {
         let secret = (f.ends_with(".key") && !f.contains("public"))
             || f.ends_with(".jwt")
-            || f == "temporal.toml";
+            || f == "temporal.toml"
+            || f == bulwark_pki::lock::LOCK_FILE;
         let want = if secret { 0o600 } else { 0o644 };
         assert_eq!(mode(f), want, "{f}");
     }
@@ -173,7 +182,7 @@ fn rotating_the_jwt_key_keeps_the_old_key_published() {
     let kids: Vec<&str> = jwks.keys.iter().map(|k| k.kid.as_str()).collect();
     assert_eq!(kids, [new_kid.as_str(), old_kid.as_str()]);
     // Tokens signed by the old key still verify until they expire; new tokens use the new key.
-    bulwark_pki::jwt::verify(old_token.trim(), &jwks, now(), None).unwrap();
+    bulwark_pki::jwt::verify(old_token.trim(), &jwks, now(), &verify_opts()).unwrap();
     assert_eq!(
         m.get("client-token").unwrap().kid.as_deref(),
         Some(new_kid.as_str())
@@ -431,5 +440,89 @@ fn a_group_grant_survives_rotation_and_nothing_wider_does() {
     generate(&dir, &Settings::default(), Mode::Missing, now()).unwrap();
     assert_eq!(meta("").mode() & 0o777, 0o700);
     assert_eq!(meta("temporal-server.key").mode() & 0o777, 0o600);
+    assert!(errors(&dir, now()).is_empty());
+}
+
+#[test]
+fn revoking_the_jwt_key_unpublishes_every_earlier_key_at_once() {
+    let (_t, dir) = fresh();
+    let settings = Settings::default();
+    let first_kid = manifest(&dir).get("jwt-key").unwrap().kid.clone().unwrap();
+    // A normal rotation first, so a retired key is still published beside the current one.
+    generate(&dir, &settings, Mode::Rotate(&["jwt-key".into()]), now()).unwrap();
+    let before = manifest(&dir);
+    let old_kid = before.get("jwt-key").unwrap().kid.clone().unwrap();
+    assert_eq!(jwks(&dir).keys.len(), 2);
+    let old_token = std::fs::read_to_string(dir.join("client-token.jwt")).unwrap();
+    let old_cli = std::fs::read_to_string(dir.join("temporal.toml")).unwrap();
+
+    let r = bulwark_pki::revoke_jwt_key(&dir, &settings, now()).unwrap();
+
+    let m = manifest(&dir);
+    let new_kid = m.get("jwt-key").unwrap().kid.clone().unwrap();
+    assert_eq!(r.kid, new_kid);
+    assert_ne!(new_kid, old_kid);
+    let mut revoked = r.revoked.clone();
+    revoked.sort();
+    let mut expected = vec![first_kid.clone(), old_kid.clone()];
+    expected.sort();
+    assert_eq!(revoked, expected);
+    let published = jwks(&dir);
+    let kids: Vec<&str> = published.keys.iter().map(|k| k.kid.as_str()).collect();
+    assert_eq!(kids, [new_kid.as_str()], "only the new key is published");
+    assert!(m.retired_keys.is_empty(), "{:?}", m.retired_keys);
+    assert_eq!(
+        m.get("jwt-key").unwrap().generation,
+        before.get("jwt-key").unwrap().generation + 1
+    );
+    // A token from the revoked key is refused at once; the re-issued ones verify.
+    assert_eq!(
+        bulwark_pki::jwt::verify(old_token.trim(), &published, now(), &verify_opts()),
+        Err(bulwark_pki::TokenError::UnknownKey)
+    );
+    for (id, file) in [
+        ("system-token", "system-token.jwt"),
+        ("worker-token", "worker-token.jwt"),
+        ("client-token", "client-token.jwt"),
+    ] {
+        let t = std::fs::read_to_string(dir.join(file)).unwrap();
+        bulwark_pki::jwt::verify(t.trim(), &published, now(), &verify_opts()).unwrap();
+        assert_eq!(m.get(id).unwrap().kid.as_deref(), Some(new_kid.as_str()));
+    }
+    assert_ne!(
+        old_cli,
+        std::fs::read_to_string(dir.join("temporal.toml")).unwrap(),
+        "CLI profiles carry the new tokens"
+    );
+    assert!(errors(&dir, now()).is_empty(), "{:?}", errors(&dir, now()));
+    // The next ordinary run keeps the revoked keys out.
+    generate(&dir, &settings, Mode::Missing, now()).unwrap();
+    assert_eq!(jwks(&dir).keys.len(), 1);
+}
+
+#[test]
+fn writers_of_one_directory_are_serialised_across_handles() {
+    let (_t, dir) = fresh();
+    let held = bulwark_pki::lock::DirLock::acquire(&dir).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d = dir.clone();
+    let writer = std::thread::spawn(move || {
+        let r = bulwark_pki::revoke_jwt_key(&d, &Settings::default(), now());
+        tx.send(()).unwrap();
+        r.map(|_| ())
+    });
+    // The revoke waits while another writer holds the lock; nothing is written meanwhile.
+    let before = snapshot(&dir);
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(500))
+            .is_err()
+    );
+    assert_eq!(before, snapshot(&dir));
+    drop(held);
+    rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
+    writer.join().unwrap().unwrap();
+    assert_ne!(before, snapshot(&dir));
+    // verify is read-only and does not need the lock.
+    let _held = bulwark_pki::lock::DirLock::acquire(&dir).unwrap();
     assert!(errors(&dir, now()).is_empty());
 }

@@ -79,6 +79,12 @@ fn a_token_from_another_key_is_rejected_by_jwks() {
     let jwks: bulwark_pki::jwt::Jwks =
         serde_json::from_slice(&std::fs::read(dir.join("jwks.json")).unwrap()).unwrap();
     assert!(
-        bulwark_pki::jwt::verify(foreign.trim(), &jwks, OffsetDateTime::now_utc(), None).is_err()
+        bulwark_pki::jwt::verify(
+            foreign.trim(),
+            &jwks,
+            OffsetDateTime::now_utc(),
+            &bulwark_pki::jwt::VerifyOptions::new(time::Duration::days(1)),
+        )
+        .is_err()
     );
 }

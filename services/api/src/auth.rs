@@ -1,6 +1,7 @@
 //! Bearer-token authentication for the API: tokens minted by bulwark-control, verified
 //! against the JWKS on disk (re-read when it changes), audience `bulwark-api`, scopes per
-//! route.
+//! route. A token living longer than the configured maximum (`exp - iat`) is refused even
+//! when validly signed: control never mints one, so it can only come from a leaked key.
 
 use std::{
     path::PathBuf,
@@ -9,7 +10,7 @@ use std::{
 };
 
 use axum::http::{HeaderMap, header};
-use bulwark_pki::jwt::{Claims, Jwks, verify};
+use bulwark_pki::jwt::{Claims, Jwks, VerifyOptions, verify};
 use time::OffsetDateTime;
 
 /// Why a request was not authenticated or not authorized.
@@ -36,22 +37,51 @@ struct Cached {
 pub struct Verifier {
     path: PathBuf,
     audience: String,
+    max_lifetime: time::Duration,
     cache: RwLock<Cached>,
 }
 
 const RECHECK: Duration = Duration::from_secs(2);
+
+/// Default longest accepted token lifetime: control's access tokens live 15 minutes by
+/// default, so an hour leaves room for a longer configured TTL without accepting days.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The maximum must admit every token control legitimately mints for the API.
+pub fn check_max_lifetime(
+    max_lifetime: Duration,
+    access_token_ttl: Duration,
+) -> Result<(), String> {
+    if max_lifetime < access_token_ttl {
+        return Err(format!(
+            "the maximum token lifetime ({}s) is shorter than the access-token TTL ({}s): every token would be refused",
+            max_lifetime.as_secs(),
+            access_token_ttl.as_secs()
+        ));
+    }
+    Ok(())
+}
 
 impl Verifier {
     pub fn new(jwks_path: PathBuf, audience: impl Into<String>) -> Self {
         Verifier {
             path: jwks_path,
             audience: audience.into(),
+            max_lifetime: time::Duration::try_from(DEFAULT_MAX_LIFETIME)
+                .unwrap_or(time::Duration::HOUR),
             cache: RwLock::new(Cached {
                 jwks: Arc::new(Jwks::default()),
                 modified: None,
                 checked: Instant::now() - RECHECK * 2,
             }),
         }
+    }
+
+    /// Refuse tokens whose `exp - iat` exceeds `max` (default [`DEFAULT_MAX_LIFETIME`]).
+    pub fn with_max_lifetime(mut self, max: Duration) -> Self {
+        // Saturate: an absurdly large setting means "no practical bound", not an error.
+        self.max_lifetime = time::Duration::try_from(max).unwrap_or(time::Duration::MAX);
+        self
     }
 
     fn jwks(&self) -> Arc<Jwks> {
@@ -97,7 +127,7 @@ impl Verifier {
             token.trim(),
             &self.jwks(),
             OffsetDateTime::now_utc(),
-            Some(&self.audience),
+            &VerifyOptions::new(self.max_lifetime).audience(&self.audience),
         )
         .map_err(|e| {
             tracing::info!(reason = %e, "bearer token rejected");
@@ -113,5 +143,19 @@ impl Verifier {
     /// Whether a key set is loaded (for readiness).
     pub fn has_keys(&self) -> bool {
         !self.jwks().keys.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maximum_below_the_access_token_ttl_is_refused() {
+        let m = Duration::from_secs(60);
+        assert!(check_max_lifetime(DEFAULT_MAX_LIFETIME, Duration::from_secs(900)).is_ok());
+        assert!(check_max_lifetime(m, m).is_ok());
+        let err = check_max_lifetime(m, m + Duration::from_secs(1)).unwrap_err();
+        assert!(err.contains("shorter than the access-token TTL"), "{err}");
     }
 }

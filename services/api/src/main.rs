@@ -49,12 +49,21 @@ struct Config {
     log_format: bulwark_process::LogFormat,
     #[command(flatten)]
     http: bulwark_serve::cli::ListenerArgs,
+    /// Longest accepted bearer-token lifetime (`exp - iat`); longer tokens are refused.
+    #[arg(long, env = "BULWARK_MAX_TOKEN_LIFETIME", default_value = "1h", value_parser = humantime::parse_duration)]
+    max_token_lifetime: Duration,
+    /// Control's access-token TTL (same variable as control's), checked against the maximum.
+    #[arg(long, env = "BULWARK_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    access_token_ttl: Duration,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::parse();
     bulwark_process::init_logging(cfg.log_format, "info");
+    bulwark_api::auth::check_max_lifetime(cfg.max_token_lifetime, cfg.access_token_ttl)
+        .map_err(anyhow::Error::msg)
+        .context("BULWARK_MAX_TOKEN_LIFETIME")?;
 
     let store = Arc::new(StoreCredentialSource(Arc::new(FileStore::new(
         "deployment",
@@ -88,10 +97,10 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let state = AppState {
         backend: Arc::new(TemporalBackend { client }),
-        verifier: Arc::new(Verifier::new(
-            cfg.certs_dir.join("jwks.json"),
-            "bulwark-api",
-        )),
+        verifier: Arc::new(
+            Verifier::new(cfg.certs_dir.join("jwks.json"), "bulwark-api")
+                .with_max_lifetime(cfg.max_token_lifetime),
+        ),
         metrics: metrics.clone(),
         max_wait: cfg.max_wait,
     };

@@ -352,3 +352,21 @@ async fn openapi_health_and_metrics() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_token_living_longer_than_the_maximum_is_401() {
+    // env() uses the default maximum of one hour.
+    let e = env();
+    let at_max = e.token(START, "bulwark-api", 3600);
+    let (s, _, _) = e
+        .call("GET", "/api/v1/workflows", Some(&at_max), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Validly signed by the published key, audience and scope right: refused for its lifetime.
+    let too_long = e.token(START, "bulwark-api", 3601);
+    let (s, _, body) = e
+        .call("GET", "/api/v1/workflows", Some(&too_long), None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_token");
+}

@@ -1609,3 +1609,255 @@ async fn the_admin_page_is_only_on_the_admin_listener() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+// ---- emergency revoke of the JWT key ----------------------------------------------------
+
+fn read_jwks(dir: &Path) -> bulwark_pki::jwt::Jwks {
+    serde_json::from_slice(&std::fs::read(dir.join("jwks.json")).unwrap()).unwrap()
+}
+
+fn static_token_opts() -> bulwark_pki::jwt::VerifyOptions<'static> {
+    bulwark_pki::jwt::VerifyOptions::new(Settings::default().token_ttl).audience("temporal")
+}
+
+#[tokio::test]
+async fn revoking_the_jwt_key_unpublishes_it_at_once_and_reissues_the_static_tokens() {
+    let Some(h) = start(Options::default()).await else {
+        return;
+    };
+    let mut a = Agent::new(&h);
+    let csrf = a.login().await;
+    // The page offers the action behind a confirmation that says what it does.
+    let dash = a.get("/admin/").await;
+    assert!(dash.body.contains("id=\"revoke-jwt\""), "{}", dash.body);
+    let confirm = a
+        .get("/admin/confirm?action=revoke-jwt&target=jwt-key")
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("action=\"/admin/revoke/jwt\""));
+    assert!(confirm.body.contains("every retired key"));
+    assert!(confirm.body.contains("Revoke now"));
+
+    // A retired key from an earlier rotation is still published: the revoke drops it too.
+    generate(
+        &h.certs,
+        &Settings::default(),
+        Mode::Rotate(&["jwt-key".into()]),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let old_kid = private_kid(&h.certs);
+    assert_eq!(jwks_kids(&h.certs).len(), 2);
+    let old_key = bulwark_pki::jwt::SigningKey::from_pem(
+        &std::fs::read_to_string(h.certs.join("temporal-jwt-private.key")).unwrap(),
+    )
+    .unwrap();
+    let old_token = old_key
+        .sign(&bulwark_pki::jwt::Claims::new(
+            "someone",
+            "bulwark",
+            "temporal",
+            "temporal-client",
+            vec!["default:write".into()],
+            time::OffsetDateTime::now_utc(),
+            time::Duration::minutes(10),
+        ))
+        .unwrap();
+    let old_static = std::fs::read_to_string(h.certs.join("system-token.jwt")).unwrap();
+    // Valid before the revoke.
+    bulwark_pki::jwt::verify(
+        &old_token,
+        &read_jwks(&h.certs),
+        time::OffsetDateTime::now_utc(),
+        &static_token_opts(),
+    )
+    .unwrap();
+
+    let job = a.action("/admin/revoke/jwt", &csrf, &[]).await;
+    assert!(
+        job.body.contains("id=\"job-state\">succeeded<"),
+        "{}",
+        job.body
+    );
+
+    let new_kid = private_kid(&h.certs);
+    assert_ne!(new_kid, old_kid);
+    assert_eq!(
+        jwks_kids(&h.certs),
+        vec![new_kid.clone()],
+        "only the new key is published"
+    );
+    let m = manifest(&h.certs);
+    assert!(m.retired_keys.is_empty());
+    assert_eq!(
+        m.get("jwt-key").unwrap().kid.as_deref(),
+        Some(new_kid.as_str())
+    );
+    let jwks = read_jwks(&h.certs);
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(
+        bulwark_pki::jwt::verify(&old_token, &jwks, now, &static_token_opts()),
+        Err(bulwark_pki::TokenError::UnknownKey)
+    );
+    assert!(bulwark_pki::jwt::verify(old_static.trim(), &jwks, now, &static_token_opts()).is_err());
+    for file in ["system-token.jwt", "worker-token.jwt", "client-token.jwt"] {
+        let t = std::fs::read_to_string(h.certs.join(file)).unwrap();
+        bulwark_pki::jwt::verify(t.trim(), &jwks, now, &static_token_opts())
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(
+            admin::probe::token_kid(&t).as_deref(),
+            Some(new_kid.as_str())
+        );
+    }
+    let rows = audit_rows(&h.pool).await;
+    assert!(
+        rows.iter().any(|r| r.0 == "admin"
+            && r.1 == "revoke-jwt-key"
+            && r.3 == "success"
+            && r.4.contains(&old_kid)
+            && r.4.contains(&new_kid)),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn revoking_needs_csrf_and_confirmation() {
+    let Some(h) = start(Options::default()).await else {
+        return;
+    };
+    let mut a = Agent::new(&h);
+    let csrf = a.login().await;
+    let before = private_kid(&h.certs);
+    let res = a.post("/admin/revoke/jwt", &[("confirm", "yes")]).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let res = a
+        .post(
+            "/admin/revoke/jwt",
+            &[("csrf", "not-the-token"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let res = a.post("/admin/revoke/jwt", &[("csrf", &csrf)]).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(private_kid(&h.certs), before);
+    assert_eq!(jwks_kids(&h.certs), vec![before]);
+}
+
+#[tokio::test]
+async fn a_rotation_waiting_for_propagation_does_not_republish_a_revoked_key() {
+    let Some(h) = start(Options::default()).await else {
+        return;
+    };
+    let mut a = Agent::new(&h);
+    let csrf = a.login().await;
+    let first = private_kid(&h.certs);
+    // Start a normal rotation; while it waits for propagation, revoke.
+    let res = a
+        .post("/admin/rotate/jwt", &[("csrf", &csrf), ("confirm", "yes")])
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let rotation = res.location();
+    for _ in 0..50 {
+        if jwks_kids(&h.certs).len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pending = jwks_kids(&h.certs)[1].clone();
+    let job = a.action("/admin/revoke/jwt", &csrf, &[]).await;
+    assert!(
+        job.body.contains("id=\"job-state\">succeeded<"),
+        "{}",
+        job.body
+    );
+    let revoked_to = private_kid(&h.certs);
+    let mut page = a.get(&rotation).await;
+    for _ in 0..100 {
+        if !page.body.contains(">running<") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        page = a.get(&rotation).await;
+    }
+    assert!(
+        page.body.contains("id=\"job-state\">failed<"),
+        "{}",
+        page.body
+    );
+    assert_eq!(private_kid(&h.certs), revoked_to);
+    let kids = jwks_kids(&h.certs);
+    assert_eq!(kids, vec![revoked_to]);
+    assert!(!kids.contains(&first) && !kids.contains(&pending));
+    assert!(!h.certs.join(admin::actions::JWT_NEXT).exists());
+}
+
+/// The admin page has a listener of its own: the public one (token endpoint) does not
+/// route /admin at all, and the admin one does not route the token endpoint.
+#[tokio::test]
+async fn the_admin_page_is_only_on_the_admin_listener() {
+    let Some(h) = start(Options::default()).await else {
+        return;
+    };
+    for path in [
+        "/admin",
+        "/admin/",
+        "/admin/login",
+        "/admin/static/admin.css",
+    ] {
+        let res = h
+            .http
+            .get(format!("{}{path}", h.public_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::NOT_FOUND,
+            "public listener answered {path}"
+        );
+    }
+    let res = h
+        .http
+        .post(format!("{}/admin/login", h.public_url))
+        .form(&[("username", "admin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = h
+        .http
+        .get(format!("{}/admin/login", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = h
+        .http
+        .get(format!("{}/healthz", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (res.status(), res.text().await.unwrap()),
+        (StatusCode::OK, "ok\n".into())
+    );
+    let res = h
+        .http
+        .post(format!("{}/oauth/token", h.url))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "admin listener routes the token endpoint"
+    );
+    let res = h
+        .http
+        .get(format!("{}/healthz", h.public_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}

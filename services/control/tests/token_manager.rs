@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bulwark_auth::{MemorySource, TokenManager};
 use bulwark_oauth::IssuerSettings;
-use bulwark_pki::jwt::{Jwks, verify};
+use bulwark_pki::jwt::{Jwks, VerifyOptions, verify};
 use time::OffsetDateTime;
 
 fn manager(h: &support::Harness, store: &MemorySource) -> TokenManager {
@@ -45,7 +45,7 @@ async fn manager_gets_caches_refreshes_and_follows_a_rotation() {
         first.expose_secret(),
         &jwks,
         OffsetDateTime::now_utc(),
-        Some("temporal"),
+        &VerifyOptions::new(time::Duration::minutes(15)).audience("temporal"),
     )
     .unwrap();
     assert_eq!(claims.permissions, ["default:write"]);
@@ -78,7 +78,7 @@ async fn manager_gets_caches_refreshes_and_follows_a_rotation() {
         after.expose_secret(),
         &jwks,
         OffsetDateTime::now_utc(),
-        Some("temporal"),
+        &VerifyOptions::new(time::Duration::minutes(15)).audience("temporal"),
     )
     .unwrap();
 

@@ -8,7 +8,11 @@
 //! atomic and all-or-nothing); a rotation verifies propagation where it can before it calls
 //! itself done; the JWT key is published before it signs and retired after the longest token
 //! lifetime; a CA rotation keeps old and new in the trust bundle until the operator ends the
-//! overlap.
+//! overlap. The one exception is the emergency revoke: a possibly compromised JWT key (and
+//! every retired one) leaves the JWKS at once, without overlap.
+//!
+//! Every write to the certs directory holds the in-process `pki_lock` (so page actions queue
+//! instead of failing) and pki's cross-process [`DirLock`] (so bulwark-init cannot interleave).
 
 use std::{collections::HashMap, path::Path};
 
@@ -20,8 +24,9 @@ use axum::{
 use bulwark_pki::{
     Mode,
     fs::{PUBLIC_MODE, PendingFile, SECRET_MODE},
-    jwt::{Jwks, SigningKey},
+    jwt::{Jwks, SigningKey, VerifyOptions},
     layout,
+    lock::DirLock,
     manifest::{ItemKind, MANIFEST_FILE, Manifest, RetiredKey},
 };
 use time::OffsetDateTime;
@@ -136,6 +141,12 @@ pub async fn confirm(
             "Rotate the JWT signing key".to_owned(),
             format!("A new key is generated and published in jwks.json while the current key keeps signing. After {propagation} (Temporal's JWKS refresh) a token signed by the new key is checked; only then does the new key start signing and the static tokens are re-issued. The old public key stays in the JWKS until every token it signed has expired."),
             "/admin/rotate/jwt",
+            false,
+        ),
+        "revoke-jwt" => (
+            "Revoke the JWT signing key now (emergency)".to_owned(),
+            format!("Use this when the signing key may be compromised. A new key is generated and signs at once; jwks.json then holds only the new key: the current key and every retired key still published are removed immediately, with no overlap, because any of them may be in the wrong hands. The static tokens and CLI profiles are re-issued with the new key. Every token signed earlier stops working: Temporal refuses them after its JWKS refresh (about {propagation}), Bulwark services at once; bulwark-api and the workers notice their token's key is gone and fetch a new token without a restart. Anyone holding an old static token needs the new one."),
+            "/admin/revoke/jwt",
             false,
         ),
         "ca" => (
@@ -445,6 +456,7 @@ fn publish_next_key(
     dir: &Path,
     settings: &bulwark_pki::Settings,
 ) -> Result<(SigningKey, SigningKey), String> {
+    let _lock = DirLock::acquire(dir).map_err(|e| e.to_string())?;
     let current = read_key(&dir.join(layout::JWT_PRIVATE))?;
     let next_path = dir.join(JWT_NEXT);
     let next = if next_path.exists() {
@@ -475,12 +487,22 @@ fn publish_next_key(
 
 /// Stage 3: the next key signs; the old one is retired after the longest token lifetime.
 fn switch_to_next(
-    dir: &Path,
+    lock: &DirLock,
     settings: &bulwark_pki::Settings,
     old: &SigningKey,
     next: &SigningKey,
     retire_after: OffsetDateTime,
 ) -> Result<(), String> {
+    let dir = lock.dir();
+    // A revoke while this rotation waited replaced the key and unpublished `old` and `next`;
+    // switching now would publish them again.
+    let current = read_key(&dir.join(layout::JWT_PRIVATE))?;
+    if current.kid() != old.kid() || !dir.join(JWT_NEXT).exists() {
+        return Err(format!(
+            "the signing key changed while this rotation waited (kid {} signs now, e.g. after a revoke); nothing was switched",
+            current.kid()
+        ));
+    }
     let mut m = read_manifest(dir)?;
     let now = OffsetDateTime::now_utc();
     m.retired_keys
@@ -606,7 +628,8 @@ pub(crate) async fn rotate_jwt_steps(state: &AdminState, job: &Job) -> Result<St
                 &token,
                 &jwks,
                 OffsetDateTime::now_utc(),
-                Some(&settings.audience),
+                &VerifyOptions::new(settings.token_ttl.max(state.cfg.access_token_ttl))
+                    .audience(&settings.audience),
             )
             .map_err(|e| format!("a token signed by the new key does not verify against the published jwks.json: {e}"))?;
             job.step(
@@ -622,8 +645,21 @@ pub(crate) async fn rotate_jwt_steps(state: &AdminState, job: &Job) -> Result<St
     {
         let _guard = state.pki_lock.lock().await;
         let (d, s, o, n) = (dir.clone(), settings.clone(), old, next);
-        let (old, next) = tokio::task::spawn_blocking(move || {
-            switch_to_next(&d, &s, &o, &n, retire_after).map(|_| (o, n))
+        // One hold of the directory lock for the switch and the tokens, so bulwark-init never
+        // sees the new key beside tokens signed by the old one.
+        let (old, next, tokens) = tokio::task::spawn_blocking(move || {
+            let lock = DirLock::acquire(&d).map_err(|e| e.to_string())?;
+            switch_to_next(&lock, &s, &o, &n, retire_after)?;
+            let ids: Vec<String> = TOKEN_IDS.iter().map(|s| (*s).to_owned()).collect();
+            let tokens = bulwark_pki::generate_locked(
+                &lock,
+                &s,
+                Mode::Rotate(&ids),
+                OffsetDateTime::now_utc(),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+            Ok::<_, String>((o, n, tokens))
         })
         .await
         .map_err(|e| e.to_string())??;
@@ -637,8 +673,7 @@ pub(crate) async fn rotate_jwt_steps(state: &AdminState, job: &Job) -> Result<St
             ),
         )
         .await;
-        let ids: Vec<String> = TOKEN_IDS.iter().map(|s| (*s).to_owned()).collect();
-        pki_generate_locked(state, Some(ids)).await.map_err(|e| {
+        tokens.map_err(|e| {
             format!("the new key signs, but re-issuing the static tokens failed ({e}); the old tokens stay valid until they expire; use \"Re-issue static tokens\" to retry")
         })?;
         job.step("tokens", "static tokens re-issued with the new key")
@@ -650,6 +685,150 @@ pub(crate) async fn rotate_jwt_steps(state: &AdminState, job: &Job) -> Result<St
             fmt_time(Some(retire_after))
         ))
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Emergency revoke: new key signs at once, every earlier key leaves the JWKS at once.
+
+pub async fn revoke_jwt(
+    State(state): State<AdminState>,
+    session: Session,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, AdminError> {
+    session.check_csrf(&form)?;
+    confirmed(&form)?;
+    let job = Job::create(
+        &state.pool,
+        "revoke-jwt-key",
+        layout::JWT_KEY_ID,
+        &session.username,
+    )
+    .await?;
+    let st = state.clone();
+    let j = job.clone();
+    tokio::spawn(async move {
+        let result = revoke_jwt_steps(&st, &j).await;
+        finish(
+            &st,
+            &j,
+            &session,
+            "revoke-jwt-key",
+            layout::JWT_KEY_ID,
+            result,
+        )
+        .await;
+    });
+    Ok(job_redirect(&job))
+}
+
+/// Revoke under both locks; a pending next key (from a rotation in progress) is discarded
+/// too: it lived in the same directory, and a revoke trusts nothing published before it.
+fn revoke_now(
+    dir: &Path,
+    settings: &bulwark_pki::Settings,
+    probe_claims: &bulwark_pki::jwt::Claims,
+) -> Result<(bulwark_pki::Revocation, Option<String>), String> {
+    let lock = DirLock::acquire(dir).map_err(|e| e.to_string())?;
+    // A token from the key being revoked, to show afterwards that Temporal refuses it.
+    let old_token = read_key(&dir.join(layout::JWT_PRIVATE))
+        .ok()
+        .and_then(|k| k.sign(probe_claims).ok());
+    let revocation = bulwark_pki::revoke_jwt_key_locked(&lock, settings, OffsetDateTime::now_utc())
+        .map_err(|e| {
+            format!("revoking failed ({e}); nothing was changed, the current key still signs")
+        })?;
+    match std::fs::remove_file(dir.join(JWT_NEXT)) {
+        Ok(()) => tracing::warn!("discarded the pending next JWT key of an unfinished rotation"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(format!(
+                "the key is revoked, but removing {JWT_NEXT} failed: {e}"
+            ));
+        }
+    }
+    Ok((revocation, old_token))
+}
+
+pub(crate) async fn revoke_jwt_steps(state: &AdminState, job: &Job) -> Result<String, String> {
+    let dir = state.cfg.certs_dir.clone();
+    let settings = state.cfg.pki.clone();
+    let namespace = state
+        .cfg
+        .temporal
+        .as_ref()
+        .map(|t| t.namespace.clone())
+        .unwrap_or_else(|| "default".into());
+    let claims = probe::probe_claims(&settings, &namespace);
+    let (revocation, old_token) = {
+        let _guard = state.pki_lock.lock().await;
+        let (d, s, c) = (dir.clone(), settings.clone(), claims.clone());
+        tokio::task::spawn_blocking(move || revoke_now(&d, &s, &c))
+            .await
+            .map_err(|e| e.to_string())??
+    };
+    let revoked = revocation.revoked.join(", ");
+    job.step(
+        "revoked",
+        &format!(
+            "kid {} signs now and is the only key in jwks.json; removed: {}",
+            revocation.kid,
+            if revoked.is_empty() { "-" } else { &revoked }
+        ),
+    )
+    .await;
+    job.step(
+        "tokens",
+        "static tokens and CLI profiles re-issued with the new key; bulwark-control signs with it within seconds",
+    )
+    .await;
+
+    if let (Some(target), Some(old_token)) = (&state.cfg.temporal, old_token) {
+        job.step(
+            "propagating",
+            &format!(
+                "waiting for Temporal at {} to refuse the revoked key (its JWKS refresh, up to {}s)",
+                target.address,
+                (state.cfg.jwks_propagation * 3).as_secs()
+            ),
+        )
+        .await;
+        let deadline = tokio::time::Instant::now() + state.cfg.jwks_propagation * 3;
+        loop {
+            match probe::token_accepted(target, &dir, &old_token).await {
+                Ok(false) => break,
+                Ok(true) if tokio::time::Instant::now() < deadline => {}
+                Ok(true) => {
+                    return Err(format!(
+                        "the key is revoked on disk, but Temporal at {} still accepts tokens signed by it after {}s; check its JWKS refresh (jwtKeyProvider.refreshInterval)",
+                        target.address,
+                        (state.cfg.jwks_propagation * 3).as_secs()
+                    ));
+                }
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "probe failed; retrying");
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "the key is revoked on disk, but Temporal could not be checked ({e})"
+                    ));
+                }
+            }
+            tokio::time::sleep(state.cfg.poll_interval).await;
+        }
+        job.step(
+            "verified",
+            &format!(
+                "Temporal at {} refuses tokens signed by the revoked key",
+                target.address
+            ),
+        )
+        .await;
+    }
+    Ok(format!(
+        "revoked {}; kid {} signs",
+        if revoked.is_empty() { "-" } else { &revoked },
+        revocation.kid
+    ))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -755,11 +934,16 @@ pub async fn finish_ca(
     let result = async {
         let _guard = state.pki_lock.lock().await;
         let dir = state.cfg.certs_dir.clone();
+        let settings = state.cfg.pki.clone();
         let t = target.clone();
-        tokio::task::spawn_blocking(move || trim_bundle(&dir, &t))
-            .await
-            .map_err(|e| e.to_string())??;
-        pki_generate_locked(&state, None).await?;
+        tokio::task::spawn_blocking(move || {
+            let lock = DirLock::acquire(&dir).map_err(|e| e.to_string())?;
+            trim_bundle(lock.dir(), &t)?;
+            bulwark_pki::generate_locked(&lock, &settings, Mode::Missing, OffsetDateTime::now_utc())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
         Ok::<_, String>(format!(
             "overlap ended: {target}'s trust bundle holds only the new CA"
         ))

@@ -314,6 +314,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/rotate/cert", post(actions::rotate_cert))
         .route("/admin/rotate/tokens", post(actions::rotate_tokens))
         .route("/admin/rotate/jwt", post(actions::rotate_jwt))
+        .route("/admin/revoke/jwt", post(actions::revoke_jwt))
         .route("/admin/rotate/oauth", post(actions::rotate_oauth))
         .route("/admin/rotate/credential", post(actions::rotate_credential))
         .route("/admin/rotate/ca", post(actions::rotate_ca))
