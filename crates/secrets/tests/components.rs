@@ -41,9 +41,18 @@ const HEAD: &str = "apiVersion: dapr.io/v1alpha1\nkind: Component\n";
 #[test]
 fn shipped_example_components_parse() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../components");
-    let set = ComponentSet::new().load_dir(&dir).unwrap();
+    let set = ComponentSet::new()
+        .with_app_id("worker")
+        .load_dir(&dir)
+        .unwrap();
     let names: Vec<_> = set.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["default", "env", "local-file", "vault"]);
+    // vault.yaml is scoped to the worker.
+    let other = ComponentSet::new()
+        .with_app_id("api")
+        .load_dir(&dir)
+        .unwrap();
+    assert!(other.get("vault").is_none() && other.get("default").is_some());
     assert_eq!(
         set.get("default").unwrap().component_type,
         ComponentType::Postgres
