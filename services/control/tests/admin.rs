@@ -1790,6 +1790,3 @@ async fn a_rotation_waiting_for_propagation_does_not_republish_a_revoked_key() {
     assert!(!kids.contains(&first) && !kids.contains(&pending));
     assert!(!h.certs.join(admin::actions::JWT_NEXT).exists());
 }
-
-/// The admin page has a listener of its own: the public one (token endpoint) does not
-/// route /admin at all, and the admin one does not route the token endpoint.
