@@ -367,6 +367,7 @@ async fn a_wrong_secret_flood_never_throttles_the_real_client() {
     };
     let h = std::sync::Arc::new(h);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = std::time::Instant::now();
     let (throttled_tx, mut throttled_rx) = tokio::sync::mpsc::channel::<()>(3);
     let mut attackers = Vec::new();
     for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
@@ -408,10 +409,14 @@ async fn a_wrong_secret_flood_never_throttles_the_real_client() {
         assert_eq!(r.status(), StatusCode::OK, "the real worker was refused");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut failures = 0;
     for a in attackers {
         let (refused, throttled) = a.await.unwrap();
-        // Ten failures per (client, address), then refused before the lookup.
-        assert_eq!(refused, 10);
+        failures += refused;
+        // Ten failures per (client, address), then refused before the lookup (plus one
+        // back every 10 s, should this machine be that slow).
+        let refilled = u32::try_from(started.elapsed().as_secs() / 10).unwrap();
+        assert!((10..=10 + refilled).contains(&refused), "{refused}");
         assert!(throttled > 0);
     }
     // Even the right secret is refused from a throttled (client, address) pair: it is
@@ -426,7 +431,9 @@ async fn a_wrong_secret_flood_never_throttles_the_real_client() {
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let m = metrics(&h).await;
     assert!(
-        m.contains("bulwark_control_token_errors_total{error=\"invalid_client\"} 30"),
+        m.contains(&format!(
+            "bulwark_control_token_errors_total{{error=\"invalid_client\"}} {failures}"
+        )),
         "{m}"
     );
     assert!(
