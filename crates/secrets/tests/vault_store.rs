@@ -302,3 +302,58 @@ fn plain_http_address_needs_the_development_switch() {
     dev.allow_insecure_http = true;
     assert!(VaultStore::new("v", dev).is_ok());
 }
+
+/// A test CA and a server configuration for 127.0.0.1 signed by it.
+fn test_tls() -> (String, std::sync::Arc<rustls::ServerConfig>) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "vault test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca_cert.pem(), std::sync::Arc::new(config))
+}
+
+#[tokio::test]
+async fn https_vault_with_its_ca_is_read_and_other_roots_are_refused() {
+    let token = format!("root-{}", uuid::Uuid::new_v4().simple());
+    let (ca_pem, tls) = test_tls();
+    let s = common::vault_standin::start_tls("secret", &token, tls).await;
+    assert!(s.addr.starts_with("https://"));
+    let mut cfg = VaultConfig::new(&s.addr, VaultToken::Value(Secret::new(&token)));
+    cfg.ca_pem = Some(ca_pem.into_bytes());
+    let store = VaultStore::new("vault", cfg).unwrap();
+    store
+        .put("gh", &fields(&[("username", "bot"), ("password", PLANTED)]))
+        .await
+        .unwrap();
+    let got = store.get("gh").await.unwrap();
+    assert_eq!(got["username"].expose(), "bot");
+    // Without the CA (built-in roots only) the server is not trusted: the token is not sent.
+    let (other_ca, _) = test_tls();
+    let mut cfg = VaultConfig::new(&s.addr, VaultToken::Value(Secret::new(&token)));
+    cfg.ca_pem = Some(other_ca.into_bytes());
+    let e = VaultStore::new("vault", cfg)
+        .unwrap()
+        .get("gh")
+        .await
+        .unwrap_err();
+    assert!(e.is_unavailable(), "{e:?}");
+    assert_clean("tls error", &format!("{e} {e:?}"));
+}

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 type Versions = Vec<Value>;
@@ -24,8 +24,26 @@ pub struct StandIn {
 }
 
 pub async fn start(mount: &'static str, token: &str) -> StandIn {
+    start_with(mount, token, None).await
+}
+
+/// The stand-in over TLS (`https://` address) with this server configuration.
+pub async fn start_tls(
+    mount: &'static str,
+    token: &str,
+    tls: Arc<rustls::ServerConfig>,
+) -> StandIn {
+    start_with(mount, token, Some(tokio_rustls::TlsAcceptor::from(tls))).await
+}
+
+async fn start_with(
+    mount: &'static str,
+    token: &str,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> StandIn {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let addr = format!("{scheme}://{}", listener.local_addr().unwrap());
     let data: Arc<Mutex<BTreeMap<String, Versions>>> = Arc::default();
     let tok = token.to_owned();
     let task = tokio::spawn(async move {
@@ -35,8 +53,18 @@ pub async fn start(mount: &'static str, token: &str) -> StandIn {
             };
             let data = data.clone();
             let tok = tok.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let _ = serve(sock, mount, &tok, &data).await;
+                match tls {
+                    None => {
+                        let _ = serve(sock, mount, &tok, &data).await;
+                    }
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(sock).await {
+                            let _ = serve(stream, mount, &tok, &data).await;
+                        }
+                    }
+                }
             });
         }
     });
@@ -48,7 +76,7 @@ pub async fn start(mount: &'static str, token: &str) -> StandIn {
 }
 
 async fn serve(
-    sock: tokio::net::TcpStream,
+    sock: impl AsyncRead + AsyncWrite + Unpin,
     mount: &str,
     token: &str,
     data: &Mutex<BTreeMap<String, Versions>>,
