@@ -74,6 +74,7 @@ struct Harness {
     certs: PathBuf,
     deployment: PathBuf,
     store: ClientStore,
+    admin: admin::AdminState,
     _tmp: tempfile::TempDir,
 }
 
@@ -85,6 +86,8 @@ struct Options {
     login_queue_wait: Option<Duration>,
     /// A bootstrap password file for the admin account (deleted on a password change).
     bootstrap_file: bool,
+    audit_refusal_window: Option<Duration>,
+    backoff_base: Option<Duration>,
     session_idle: Option<Duration>,
     fake_temporal: bool,
 }
@@ -171,6 +174,12 @@ async fn start(opts: Options) -> Option<Harness> {
     if let Some(w) = opts.login_queue_wait {
         cfg.login_queue_wait = w;
     }
+    if let Some(b) = opts.backoff_base {
+        cfg.backoff_base = b;
+    }
+    if let Some(w) = opts.audit_refusal_window {
+        cfg.audit_refusal_window = w;
+    }
     if opts.bootstrap_file {
         let f = tmp.path().join("admin-password");
         std::fs::write(&f, PASSWORD).unwrap();
@@ -242,8 +251,8 @@ async fn start(opts: Options) -> Option<Harness> {
         base_url: public_url.clone(),
         metrics: Arc::new(Metrics::default()),
     };
-    let router =
-        admin::router(admin_state).route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    let router = admin::router(admin_state.clone())
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }));
     for (listener, router, name) in [(public, app(state), "public"), (listener, router, "admin")] {
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -276,6 +285,7 @@ async fn start(opts: Options) -> Option<Harness> {
         certs,
         deployment,
         store,
+        admin: admin_state,
         _tmp: tmp,
     })
 }
@@ -633,6 +643,72 @@ async fn refused_logins_add_only_a_handful_of_audit_rows() {
     let added = rows.len() - before;
     assert!(added <= 4, "{added} rows for 200 refused logins: {rows:?}");
     assert!(rows.iter().all(|r| !r.0.starts_with("user")), "{rows:?}");
+}
+
+#[tokio::test]
+async fn closed_refusal_windows_are_written_as_one_count_and_unlocks_are_noticed() {
+    let Some(h) = start(Options {
+        audit_refusal_window: Some(Duration::from_secs(1)),
+        backoff_after: Some(2),
+        // Far longer than the test: only the unlock can end it.
+        backoff_base: Some(Duration::from_secs(600)),
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    admin::auth::spawn_refusal_flush(h.admin.clone());
+    let mut a = Agent::from_address(&h, [127, 0, 0, 9]);
+    for _ in 0..2 {
+        let res = a.login_with("admin", "wrong password!!").await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    }
+    let res = a.login_with("admin", PASSWORD).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    // `bulwark-init admin unlock` from another process: only the database changes.
+    sqlx::query("UPDATE admin_users SET unlocked_at = now() WHERE username = 'admin'")
+        .execute(&h.pool)
+        .await
+        .unwrap();
+    let unlocked_within = admin::auth::UPKEEP_INTERVAL + Duration::from_secs(3);
+    let deadline = tokio::time::Instant::now() + unlocked_within;
+    loop {
+        let counted: Vec<String> = sqlx::query_scalar(
+            "SELECT detail FROM admin_audit WHERE address = '127.0.0.9' AND detail LIKE '% more refused logins%'",
+        )
+        .fetch_all(&h.pool)
+        .await
+        .unwrap();
+        if !counted.is_empty() {
+            assert_eq!(counted.len(), 1, "{counted:?}");
+            assert!(
+                counted[0].starts_with("2 more refused logins"),
+                "{counted:?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed window was not written"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The unlock is applied in the same pass (right after the count): the right password
+    // from the backed-off address works, 10 minutes before the backoff would have ended.
+    // (A refused try is not counted, so retrying until the pass has run adds no failure.)
+    loop {
+        let res = a.login_with("admin", PASSWORD).await;
+        if res.status == StatusCode::SEE_OTHER {
+            break;
+        }
+        assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the unlock was not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]

@@ -65,8 +65,8 @@ pub fn throttle_settings(cfg: &AdminConfig) -> ThrottleSettings {
         address_limit: cfg.address_limit.max(1),
         address_window: cfg.address_window,
         backoff_after: cfg.backoff_after.max(1),
-        backoff_base: Duration::from_secs(1),
-        backoff_max: cfg.backoff_max,
+        backoff_base: cfg.backoff_base,
+        backoff_max: cfg.backoff_max.max(cfg.backoff_base),
         capacity: tracked(cfg),
     }
 }

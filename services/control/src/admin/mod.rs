@@ -50,7 +50,8 @@ pub struct AdminConfig {
     pub session_absolute: Duration,
     /// Failures of one (user, address) pair after which it backs off (1 s, 2 s, 4 s ...).
     pub backoff_after: u32,
-    /// The longest backoff wait.
+    /// The first backoff wait (doubling with each further failure) and the longest one.
+    pub backoff_base: Duration,
     pub backoff_max: Duration,
     /// Failed logins one address may make per `address_window`.
     pub address_limit: u32,
@@ -97,6 +98,7 @@ impl AdminConfig {
             session_idle: Duration::from_secs(30 * 60),
             session_absolute: Duration::from_secs(12 * 3600),
             backoff_after: 3,
+            backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(15 * 60),
             address_limit: 20,
             address_window: Duration::from_secs(15 * 60),
