@@ -213,11 +213,20 @@ start_service() {
 }
 
 control_up() {
+  # The admin page has a listener of its own (BULWARK_ADMIN_PORT, 8445), never the public one.
+  local admin_port=${BULWARK_ADMIN_PORT:-8445}
   BULWARK_CERTS_DIR="$CERTS" BULWARK_DATABASE_URL_FILE="$SECRETS/bulwark-db.url" \
   BULWARK_CONTROL_LISTEN="127.0.0.1:$CONTROL_PORT" BULWARK_CONTROL_URL="$CONTROL_URL" BULWARK_LOG_FORMAT=json \
+  BULWARK_ADMIN_LISTEN="127.0.0.1:$admin_port" \
   BULWARK_ADMIN_PASSWORD_FILE="$CREDENTIALS/admin-password" BULWARK_DEPLOYMENT_SECRETS_DIR="$CREDENTIALS" \
   BULWARK_TEMPORAL_ADDRESS="127.0.0.1:$FRONTEND_PORT" BULWARK_TEMPORAL_SERVER_NAME=temporal BULWARK_NAMESPACES="$NAMESPACES" \
     start_service bulwark-control "$CONTROL_URL/readyz" "$BIN/bulwark-control"
+  # The admin listener binds beside the public one; /readyz above only proves the latter.
+  local deadline=$((SECONDS + 15))
+  until curl -fsS --cacert "$CERTS/ca.crt" "https://127.0.0.1:$admin_port/healthz" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "bulwark-control's admin listener (127.0.0.1:$admin_port) does not answer (an older binary still running? scripts/down.sh first)"
+    sleep 0.5
+  done
 }
 
 api_up() {
@@ -331,7 +340,7 @@ BULWARK_APP_SECRETS=$CREDENTIALS/app-secrets.json
 BULWARK_API_URL=$API_URL
 BULWARK_WORKER_HEALTH_URL=http://$WORKER_HEALTH
 BULWARK_TLS_REFRESH_INTERVAL=${BULWARK_TLS_REFRESH_INTERVAL:-1m}
-BULWARK_ADMIN_URL=$CONTROL_URL/admin
+BULWARK_ADMIN_URL=https://127.0.0.1:${BULWARK_ADMIN_PORT:-8445}/admin
 BULWARK_ADMIN_PASSWORD_FILE=$CREDENTIALS/admin-password
 ENV
   mv "$tmp" "$STATE/env"

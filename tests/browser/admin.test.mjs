@@ -5,7 +5,9 @@ import { readFileSync, mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 
-const BASE = process.env.BASE_URL;
+// The admin page has a listener of its own; the token endpoint and JWKS are on the public one.
+const BASE = process.env.ADMIN_BASE_URL;
+const PUBLIC = process.env.PUBLIC_URL;
 const OUT = process.env.OUT_DIR;
 const PASSWORD = readFileSync(process.env.ADMIN_PASSWORD_FILE, "utf8").trim();
 
@@ -145,7 +147,7 @@ await check("rotating the JWT signing key publishes, verifies and switches (new 
   const after = await ident("jwt-key");
   assert(after && after !== before, `kid ${before} -> ${after}`);
   // Fetched by the browser itself (it trusts the CA; Node's request client would not).
-  const jwks = await (await page.goto(`${BASE}/.well-known/jwks.json`)).json();
+  const jwks = await (await page.goto(`${PUBLIC}/.well-known/jwks.json`)).json();
   await page.goto(`${BASE}/admin/`);
   const kids = jwks.keys.map((k) => k.kid);
   assert(kids[0] === after && kids.includes(before), `jwks ${kids}`);

@@ -42,8 +42,9 @@ trap cleanup EXIT
 
 psql -q -v ON_ERROR_STOP=1 "$BULWARK_TEST_DATABASE_URL" -c "CREATE DATABASE $DB" >/dev/null || die "cannot create a test database"
 (umask 077; printf '%s/%s\n' "${BULWARK_TEST_DATABASE_URL%/*}" "$DB" >"$TMP/db.url")
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-URL="https://localhost:$PORT"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT=$(free_port) ADMIN_PORT=$(free_port)
+URL="https://localhost:$PORT" ADMIN_URL="https://localhost:$ADMIN_PORT"
 
 "$BIN/bulwark-init" generate --out "$TMP/certs" >"$TMP/init.log" 2>&1 || { cat "$TMP/init.log"; die "generate failed"; }
 "$BIN/bulwark-init" database --database-url-file "$TMP/db.url" --out "$TMP/credentials" \
@@ -55,6 +56,7 @@ URL="https://localhost:$PORT"
 env -u BULWARK_TEMPORAL_ADDRESS -u BULWARK_TEMPORAL_SERVER_NAME -u BULWARK_NAMESPACES \
 BULWARK_CERTS_DIR="$TMP/certs" BULWARK_DATABASE_URL_FILE="$TMP/db.url" \
 BULWARK_CONTROL_LISTEN="127.0.0.1:$PORT" BULWARK_CONTROL_URL="$URL" \
+BULWARK_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
 BULWARK_ADMIN_PASSWORD_FILE="$TMP/credentials/admin-password" \
 BULWARK_DEPLOYMENT_SECRETS_DIR="$TMP/credentials" \
 BULWARK_JWKS_PROPAGATION=1s BULWARK_RENEW_INTERVAL=0s BULWARK_LOG_FORMAT=json \
@@ -66,6 +68,16 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 curl -sf --cacert "$TMP/certs/ca.crt" "$URL/readyz" >/dev/null || die "bulwark-control not ready"
+for _ in $(seq 1 50); do
+  curl -sf --cacert "$TMP/certs/ca.crt" "$ADMIN_URL/healthz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -sf --cacert "$TMP/certs/ca.crt" "$ADMIN_URL/healthz" >/dev/null || die "bulwark-control's admin listener not ready"
+# The admin page is on its own listener only: the public one does not route it at all.
+for path in /admin /admin/ /admin/login; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$TMP/certs/ca.crt" "$URL$path")
+  [[ $code == 404 ]] || die "the public listener answered $path with $code (want 404)"
+done
 
 # Chromium (NSS) trusts the temporary CA through a private NSS database under its own HOME.
 mkdir -p "$TMP/home/.pki/nssdb"
@@ -76,7 +88,7 @@ certutil -A -d "sql:$TMP/home/.pki/nssdb" -t "C,," -n "bulwark-test-ca" -i "$TMP
   || die "npm install playwright-core failed"
 
 status=0
-BASE_URL="$URL" ADMIN_PASSWORD_FILE="$TMP/credentials/admin-password" BROWSER_HOME="$TMP/home" \
+ADMIN_BASE_URL="$ADMIN_URL" PUBLIC_URL="$URL" ADMIN_PASSWORD_FILE="$TMP/credentials/admin-password" BROWSER_HOME="$TMP/home" \
 OUT_DIR="$OUT" CERTS_DIR="$TMP/certs" node "$HERE/admin.test.mjs" || status=$?
 # The admin password must not appear in the server log.
 if grep -qF "$(cat "$TMP/credentials/admin-password")" "$OUT/control.log"; then

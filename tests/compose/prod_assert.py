@@ -77,6 +77,10 @@ def main() -> int:
         problems.append(f"postgres is on {sorted((services['postgres'].get('networks') or {}).keys())}, want only data")
     if "public" in (services["temporal"].get("networks") or {}):
         problems.append("temporal is on the public network")
+    # Control publishes its public listener only; the admin page (8445) stays inside.
+    control_targets = {str(p.get("target")) for p in services["bulwark-control"].get("ports") or []}
+    if control_targets != {"8443"}:
+        problems.append(f"bulwark-control publishes {sorted(control_targets)}, want only 8443 (not the admin listener)")
     ui = services.get("temporal-ui")
     if ui and ("ui" not in (ui.get("profiles") or []) or ui.get("ports")):
         problems.append("temporal-ui is enabled by default or published")
@@ -86,7 +90,7 @@ def main() -> int:
     if problems:
         print("; ".join(problems))
         return 1
-    print(f"{len(services)} services: only api/control published, no db/internode port, read-only, "
+    print(f"{len(services)} services: only api/control (public listener) published, no db/internode/admin port, read-only, "
           "non-root, cap-dropped, secrets as files, internal data/control networks, limits, restart, log rotation, UI off")
     return 0
 

@@ -12,7 +12,7 @@
 # Not in scripts/test.sh by default (BULWARK_TEST_COMPOSE=1 adds it): a cold run installs the
 # container tools, builds a Debian base, a Rust release build of the four services and the
 # compose CLI (~25-35 min on 2 shared cores); a warm run takes ~5 min.
-# Host ports used (loopback only): 17233 17234 17236 18443 18444 18080 15433 19102.
+# Host ports used (loopback only): 17233 17234 17236 18443 18444 18445 18080 15433 19102.
 source "$(dirname "$0")/lib.sh"
 WORK=${BULWARK_IMAGE_WORKDIR:-/var/tmp/bulwark-images}
 OUT="$WORK/compose-test"
@@ -194,6 +194,7 @@ BULWARK_BULWARK_DB_PASSWORD_FILE=$SECRETS/bulwark-db.password
 BULWARK_TEMPORAL_CLI=$CACHE/venv-temporalio-1.35.0/bin/temporal
 BULWARK_RESTART_CMD=$HERE/restart.sh
 BULWARK_CONTROL_URL=https://127.0.0.1:$BULWARK_CONTROL_HOST_PORT
+BULWARK_ADMIN_URL=https://127.0.0.1:$BULWARK_ADMIN_HOST_PORT/admin
 BULWARK_OPERATOR_CREDENTIALS=$CREDS/operator-credentials.json
 BULWARK_DEPLOYMENT_SECRETS_DIR=$CREDS
 BULWARK_APP_SECRETS=$CREDS/app-secrets.json

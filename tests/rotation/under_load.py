@@ -37,7 +37,9 @@ from common import Runner, Stack, load_env, manifest_item, server_fingerprint  #
 
 
 class Admin:
-    """A logged-in admin session on control's page (cookies, CSRF), over verified HTTPS."""
+    """A logged-in admin session on control's page (cookies, CSRF), over verified HTTPS.
+
+    `base` is BULWARK_ADMIN_URL: the admin listener's URL including `/admin`."""
 
     def __init__(self, base: str, ca: Path):
         self.base = base
@@ -59,15 +61,15 @@ class Admin:
         return html.unescape(m.group(1))
 
     def login(self, user: str, password: str) -> None:
-        _, page = self._open("/admin/login")
-        url, _ = self._open("/admin/login", {"csrf": self._csrf(page), "username": user, "password": password})
+        _, page = self._open("/login")
+        url, _ = self._open("/login", {"csrf": self._csrf(page), "username": user, "password": password})
         assert not url.endswith("/admin/login"), "login refused"
 
     def rotate(self, action: str, target: str = "", extra: dict | None = None) -> str:
         """Confirm and post one rotation; wait for its job; return the job's final page."""
-        _, page = self._open("/admin/confirm?" + urllib.parse.urlencode({"action": action, "target": target}))
+        _, page = self._open("/confirm?" + urllib.parse.urlencode({"action": action, "target": target}))
         form = {"csrf": self._csrf(page), "confirm": "yes", "target": target, **(extra or {})}
-        url, page = self._open(f"/admin/rotate/{action}", form)
+        url, page = self._open(f"/rotate/{action}", form)
         if "/admin/jobs/" not in url:
             return page  # immediate actions (OAuth secret) answer with their result page
         deadline = time.monotonic() + 300
@@ -171,7 +173,7 @@ async def main() -> int:
             if time.monotonic() - token_cache["at"] > 600:
                 token_cache.update(value=oauth_token(op["client_id"], op["client_secret"]), at=time.monotonic())
             return token_cache["value"]
-    admin = Admin(control, ca)
+    admin = Admin(env["BULWARK_ADMIN_URL"].rstrip("/"), ca)
     admin.login("admin", (creds / "admin-password").read_text().strip())
     stack = Stack(env)
     runner = Runner()
