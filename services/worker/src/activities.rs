@@ -163,6 +163,20 @@ impl Activities {
                 format!("{reference}: not a basic credential"),
             )
         })?;
+        // The target is this worker's setting, not workflow input; a credential that lists
+        // allowed_hosts is still held to them (`host:5432` entries).
+        if let Some(list) = cred.allowed_hosts() {
+            let target = self.database_url();
+            if !target.as_ref().is_some_and(|u| list.permits(u)) {
+                return Err(Failure::new(
+                    failure_type::DESTINATION_NOT_ALLOWED,
+                    format!(
+                        "{reference} is not allowed for host `{}:{}` (allowed_hosts)",
+                        self.database.host, self.database.port
+                    ),
+                ));
+            }
+        }
         let opts = sqlx::postgres::PgConnectOptions::new()
             .host(&self.database.host)
             .port(self.database.port)
@@ -201,6 +215,17 @@ impl Activities {
             row_count,
             total_quantity,
         })
+    }
+
+    /// The database target as a URL, for [`bulwark_secrets::AllowedHosts::permits`].
+    fn database_url(&self) -> Option<reqwest::Url> {
+        let host = &self.database.host;
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        reqwest::Url::parse(&format!("https://{host}:{}/", self.database.port)).ok()
     }
 
     async fn oauth_token(
@@ -735,6 +760,34 @@ mod tests {
             !text.contains(PLANTED),
             "a log line carries the value: {text}"
         );
+    }
+
+    #[tokio::test]
+    async fn database_query_holds_basic_credentials_to_their_allowed_hosts() {
+        let pki = pki();
+        let mut acts = activities(
+            &pki,
+            serde_json::json!({
+                "pinned": {"username": "u", "password": PLANTED, "allowed_hosts": ["db.example:5432"]},
+                "here": {"username": "u", "password": PLANTED, "allowed_hosts": ["127.0.0.1:1"]},
+            }),
+            policy(),
+        );
+        acts.database.allowed = vec!["demo".into()];
+        let query = |name: &str| DatabaseQueryInput {
+            credential: bulwark_secrets::basic_ref(name),
+            database: "demo".into(),
+            query: bulwark_temporal::NamedQuery::InventorySummary,
+        };
+        let f = acts.database_query(query("pinned")).await.unwrap_err();
+        assert_eq!(f.kind, failure_type::DESTINATION_NOT_ALLOWED, "{f}");
+        assert!(
+            f.message.contains("127.0.0.1:1") && !f.message.contains(PLANTED),
+            "{f}"
+        );
+        // Listed: it gets as far as connecting (nothing listens on port 1).
+        let f = acts.database_query(query("here")).await.unwrap_err();
+        assert_eq!(f.kind, failure_type::TRANSIENT, "{f}");
     }
 
     #[tokio::test]
