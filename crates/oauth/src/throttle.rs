@@ -16,6 +16,11 @@
 //!    second). A success takes a token from the client's issuance bucket (`client_rate`,
 //!    default 50/s, burst 100): only a caller holding the secret can spend it.
 //!
+//! The check (3) and the charge (5) are two steps, not a reservation: requests of one pair
+//! already past the check when its budget runs out still complete, so a pair can overshoot
+//! by the requests it has in flight (bounded by the listener's connection and stream limits).
+//! A reservation would instead refuse a real client's own concurrent requests.
+//!
 //! So the real client, which authenticates, is throttled only by its own success rate or
 //! by failures from its own address: failures for `worker` from address A never touch
 //! (`worker`, B) nor `worker`'s issuance bucket.
