@@ -4,8 +4,9 @@
 //! Refused logins are aggregated ([`RefusalLog`]) so that nobody can fill the disk through
 //! the login form: per address and window, the first refusal is written at once and the
 //! rest are counted in memory and written as one row when the window closes (or when the
-//! entry is evicted, or at shutdown). Successful logins and every admin action are one row
-//! each.
+//! entry is evicted, or at shutdown). Past [`ADDRESSES_PER_WINDOW`] addresses in a window,
+//! further addresses share one entry, so a spray from a large address block adds a bounded
+//! number of rows too. Successful logins and every admin action are one row each.
 
 use std::{
     collections::BTreeMap,
@@ -108,6 +109,21 @@ struct Pending {
     reasons: BTreeMap<&'static str, u64>,
 }
 
+/// At most this many addresses get rows of their own per window; refusals from further
+/// addresses (a spray from a large block) share one entry, [`MANY`].
+pub const ADDRESSES_PER_WINDOW: u32 = 100;
+/// The shared entry's key; shown as [`MANY_LABEL`].
+const MANY: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+const MANY_LABEL: &str = "(further addresses)";
+
+fn label(ip: IpAddr) -> String {
+    if ip == MANY {
+        MANY_LABEL.to_owned()
+    } else {
+        ip.to_string()
+    }
+}
+
 impl Pending {
     fn row(self, ip: IpAddr) -> Option<RefusalRow> {
         if self.count == 0 {
@@ -129,7 +145,7 @@ impl Pending {
                 self.count,
                 reasons.join(", ")
             ),
-            address: ip.to_string(),
+            address: label(ip),
         })
     }
 }
@@ -139,18 +155,30 @@ impl Pending {
 #[derive(Debug)]
 pub struct RefusalLog {
     window: Duration,
-    state: Mutex<LruCache<IpAddr, Pending>>,
+    state: Mutex<Windows>,
+}
+
+#[derive(Debug)]
+struct Windows {
+    by_address: LruCache<IpAddr, Pending>,
+    /// Start of the current global window and the addresses that got a first row in it.
+    epoch: Instant,
+    firsts: u32,
 }
 
 impl RefusalLog {
     pub fn new(window: Duration, capacity: NonZeroUsize) -> Self {
         RefusalLog {
             window,
-            state: Mutex::new(LruCache::new(capacity)),
+            state: Mutex::new(Windows {
+                by_address: LruCache::new(capacity),
+                epoch: Instant::now(),
+                firsts: 0,
+            }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<IpAddr, Pending>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Windows> {
         // Plain counters: a panic elsewhere cannot leave them inconsistent.
         match self.state.lock() {
             Ok(s) => s,
@@ -169,9 +197,21 @@ impl RefusalLog {
         now: Instant,
     ) -> Vec<RefusalRow> {
         let mut rows = Vec::new();
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let w = &mut *guard;
+        if now.saturating_duration_since(w.epoch) >= self.window {
+            w.epoch = now;
+            w.firsts = 0;
+        }
+        let open = |p: &Pending| now.saturating_duration_since(p.started) < self.window;
+        let ip = if w.by_address.peek(&ip).is_some_and(open) || w.firsts < ADDRESSES_PER_WINDOW {
+            ip
+        } else {
+            MANY
+        };
+        let st = &mut w.by_address;
         if let Some(p) = st.get_mut(&ip)
-            && now.saturating_duration_since(p.started) < self.window
+            && open(p)
         {
             p.count += 1;
             *p.reasons.entry(reason).or_default() += 1;
@@ -195,17 +235,21 @@ impl RefusalLog {
         {
             rows.extend(evicted.row(evicted_ip));
         }
+        if ip != MANY {
+            w.firsts += 1;
+        }
         rows.push(RefusalRow {
             actor: actor.to_owned(),
             detail: detail.to_owned(),
-            address: ip.to_string(),
+            address: label(ip),
         });
         rows
     }
 
     /// Windows closed by `now` (removed); `None` for `now` takes every entry (shutdown).
     pub fn take_due(&self, now: Option<Instant>) -> Vec<RefusalRow> {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut guard.by_address;
         let due: Vec<IpAddr> = st
             .iter()
             .filter(|(_, p)| {
@@ -220,7 +264,7 @@ impl RefusalLog {
 
     /// Addresses tracked; for tests.
     pub fn tracked(&self) -> usize {
-        self.lock().len()
+        self.lock().by_address.len()
     }
 }
 
@@ -389,6 +433,25 @@ mod tests {
         // Shutdown takes everything still counted.
         let _ = log.note(ip(4), "a", "r", "d", t0);
         assert_eq!(log.take_due(None).len(), 1);
+    }
+
+    #[test]
+    fn a_spray_from_many_addresses_adds_a_bounded_number_of_rows() {
+        let log = RefusalLog::new(Duration::from_secs(60), NonZeroUsize::new(10_000).unwrap());
+        let t0 = Instant::now();
+        let mut rows = Vec::new();
+        for i in 0..5000u32 {
+            let addr = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            rows.extend(log.note(addr, "a", "r", "d", t0));
+        }
+        assert_eq!(rows.len(), ADDRESSES_PER_WINDOW as usize + 1);
+        assert_eq!(rows.last().unwrap().address, MANY_LABEL);
+        let closed = log.take_due(Some(t0 + Duration::from_secs(60)));
+        assert_eq!(closed.len(), 1);
+        assert!(closed[0].detail.starts_with("4899 more"), "{:?}", closed[0]);
+        // The next window starts afresh.
+        let rows = log.note(ip(2), "a", "r", "d", t0 + Duration::from_secs(61));
+        assert_eq!(rows[0].address, "127.0.0.2");
     }
 
     #[test]
