@@ -468,3 +468,41 @@ fn metrics_render_every_listener_and_reason() {
         1
     );
 }
+
+/// The hostile-client figure at full size (1,000 half-sent requests, default connection
+/// limit): `cargo test -p bulwark-serve --test serve -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "1,000 connections; run by hand for the figure"]
+async fn a_thousand_half_sent_requests_with_the_default_limit() {
+    const SLOW: usize = 1000;
+    let srv = start(Limits {
+        header_timeout: MS(3000),
+        ..Limits::default()
+    })
+    .await;
+    let t0 = Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..SLOW {
+        let mut tls = srv.tls(b"http/1.1").await;
+        tls.write_all(b"POST /oauth/token HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(tokio::spawn(until_closed(tls, MS(15_000))));
+    }
+    let opened = t0.elapsed();
+    let mut worst = Duration::ZERO;
+    for _ in 0..10 {
+        let t = Instant::now();
+        assert_eq!(srv.get("/").await, (200, "ok".into()));
+        worst = worst.max(t.elapsed());
+    }
+    for s in slow {
+        s.await.unwrap();
+    }
+    println!(
+        "{SLOW} half-sent requests opened in {opened:?}, all closed {:?} after the first; \
+         slowest real request meanwhile {worst:?}",
+        t0.elapsed()
+    );
+    assert_eq!(srv.stats.closed_total(Closed::HeaderTimeout), SLOW as u64);
+}
