@@ -91,3 +91,112 @@ fn verify_fails_naming_each_problem() {
     );
     assert!(t.contains("FAILED: 2 problems"), "{t}");
 }
+
+fn init_stdin(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark-init"))
+        .args(args)
+        .env_remove("BULWARK_DATABASE_URL_FILE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn admin_set_password_takes_the_password_from_stdin_or_a_file_only() {
+    // No way to pass it as an argument.
+    let out = init(&[
+        "admin",
+        "set-password",
+        "admin",
+        "--password",
+        "long enough password",
+        "--database-url-file",
+        "/nonexistent",
+    ]);
+    assert!(!out.status.success());
+    // A short password is refused before the database is touched.
+    let out = init_stdin(
+        &[
+            "admin",
+            "set-password",
+            "admin",
+            "--database-url-file",
+            "/nonexistent",
+        ],
+        "short\n",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("at least 12 characters"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// The whole path against a fresh database, when BULWARK_TEST_DATABASE_URL names a server.
+#[test]
+fn admin_set_password_and_unlock_against_the_database() {
+    let Ok(server_url) = std::env::var("BULWARK_TEST_DATABASE_URL") else {
+        eprintln!("skipped: BULWARK_TEST_DATABASE_URL not set");
+        return;
+    };
+    let name = format!("bulwark_init_cli_{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = sqlx::PgPool::connect(&server_url).await.unwrap();
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(&server)
+            .await;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&server)
+            .await
+            .unwrap();
+    });
+    let (base, _) = server_url.rsplit_once('/').unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let url_file = tmp.path().join("url");
+    std::fs::write(&url_file, format!("{base}/{name}\n")).unwrap();
+    let bootstrap = tmp.path().join("admin-password");
+    std::fs::write(&bootstrap, "the bootstrap password").unwrap();
+    let u = url_file.to_str().unwrap();
+    let out = init_stdin(
+        &[
+            "admin",
+            "set-password",
+            "admin",
+            "--database-url-file",
+            u,
+            "--bootstrap-file",
+            bootstrap.to_str().unwrap(),
+        ],
+        "a new admin password\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("account created"), "{}", text(&out));
+    assert!(!text(&out).contains("a new admin password"));
+    assert!(!bootstrap.exists());
+    let out = init(&["admin", "unlock", "admin", "--database-url-file", u]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = init(&["admin", "unlock", "nobody", "--database-url-file", u]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("no admin account"), "{}", text(&out));
+    rt.block_on(async {
+        let server = sqlx::PgPool::connect(&server_url).await.unwrap();
+        let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&server)
+            .await;
+    });
+}
