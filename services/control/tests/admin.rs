@@ -245,23 +245,26 @@ async fn start(opts: Options) -> Option<Harness> {
         "https://localhost:{}",
         listener.local_addr().unwrap().port()
     );
+    let metrics = Arc::new(Metrics::default());
     let state = AppState {
         issuer: Arc::new(issuer),
         certs_dir: certs.clone(),
         base_url: public_url.clone(),
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
     };
     let router = admin::router(admin_state.clone())
         .route("/healthz", axum::routing::get(|| async { "ok\n" }));
     for (listener, router, name) in [(public, app(state), "public"), (listener, router, "admin")] {
         let tls = tls.clone();
+        let stats = Arc::new(bulwark_serve::Stats::new(name));
+        metrics.add_listener(stats.clone());
         tokio::spawn(async move {
             bulwark_serve::serve(
                 listener,
                 tls,
                 router,
                 bulwark_serve::Limits::default(),
-                Arc::new(bulwark_serve::Stats::new(name)),
+                stats,
                 std::future::pending(),
             )
             .await
@@ -1615,77 +1618,6 @@ async fn automatic_renewal_renews_due_items_and_audits_them() {
     );
 }
 
-/// The admin page has a listener of its own: the public one (token endpoint) does not
-/// route /admin at all, and the admin one does not route the token endpoint.
-#[tokio::test]
-async fn the_admin_page_is_only_on_the_admin_listener() {
-    let Some(h) = start(Options::default()).await else {
-        return;
-    };
-    for path in [
-        "/admin",
-        "/admin/",
-        "/admin/login",
-        "/admin/static/admin.css",
-    ] {
-        let res = h
-            .http
-            .get(format!("{}{path}", h.public_url))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            res.status(),
-            StatusCode::NOT_FOUND,
-            "public listener answered {path}"
-        );
-    }
-    let res = h
-        .http
-        .post(format!("{}/admin/login", h.public_url))
-        .form(&[("username", "admin"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    let res = h
-        .http
-        .get(format!("{}/admin/login", h.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let res = h
-        .http
-        .get(format!("{}/healthz", h.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        (res.status(), res.text().await.unwrap()),
-        (StatusCode::OK, "ok\n".into())
-    );
-    let res = h
-        .http
-        .post(format!("{}/oauth/token", h.url))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        res.status(),
-        StatusCode::NOT_FOUND,
-        "admin listener routes the token endpoint"
-    );
-    let res = h
-        .http
-        .get(format!("{}/healthz", h.public_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-}
-
 // ---- emergency revoke of the JWT key ----------------------------------------------------
 
 fn read_jwks(dir: &Path) -> bulwark_pki::jwt::Jwks {
@@ -1865,4 +1797,98 @@ async fn a_rotation_waiting_for_propagation_does_not_republish_a_revoked_key() {
     assert_eq!(kids, vec![revoked_to]);
     assert!(!kids.contains(&first) && !kids.contains(&pending));
     assert!(!h.certs.join(admin::actions::JWT_NEXT).exists());
+}
+
+/// The admin page has a listener of its own: the public one (token endpoint) does not
+/// route /admin at all, and the admin one does not route the token endpoint.
+#[tokio::test]
+async fn the_admin_page_is_only_on_the_admin_listener() {
+    let Some(h) = start(Options::default()).await else {
+        return;
+    };
+    for path in [
+        "/admin",
+        "/admin/",
+        "/admin/login",
+        "/admin/static/admin.css",
+    ] {
+        let res = h
+            .http
+            .get(format!("{}{path}", h.public_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::NOT_FOUND,
+            "public listener answered {path}"
+        );
+    }
+    let res = h
+        .http
+        .post(format!("{}/admin/login", h.public_url))
+        .form(&[("username", "admin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = h
+        .http
+        .get(format!("{}/admin/login", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = h
+        .http
+        .get(format!("{}/healthz", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (res.status(), res.text().await.unwrap()),
+        (StatusCode::OK, "ok\n".into())
+    );
+    let res = h
+        .http
+        .post(format!("{}/oauth/token", h.url))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "admin listener routes the token endpoint"
+    );
+    let res = h
+        .http
+        .get(format!("{}/healthz", h.public_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // Both listeners' connection counters are in the public /metrics.
+    let text = h
+        .http
+        .get(format!("{}/metrics", h.public_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for listener in ["public", "admin"] {
+        let line = format!("bulwark_http_connections_accepted_total{{listener=\"{listener}\"}} ");
+        let n: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("no {line} in {text}"))
+            .parse()
+            .unwrap();
+        assert!(n >= 1, "{line}{n}");
+    }
+    assert!(text.contains(
+        "bulwark_http_connections_closed_total{listener=\"admin\",reason=\"header_timeout\"} 0"
+    ));
 }
