@@ -154,6 +154,17 @@ pub async fn serve(
     if limits.max_connections == 0 {
         return Err(Error::Limits("max_connections must be at least 1"));
     }
+    let timeouts = [
+        limits.handshake_timeout,
+        limits.header_timeout,
+        limits.idle_timeout,
+        limits.request_timeout,
+        limits.h2_keep_alive_interval,
+        limits.h2_keep_alive_timeout,
+    ];
+    if timeouts.iter().any(Duration::is_zero) {
+        return Err(Error::Limits("every timeout must be longer than zero"));
+    }
     if limits.max_header_bytes < 8192 {
         // hyper's HTTP/1 read buffer cannot be smaller.
         return Err(Error::Limits("max_header_bytes must be at least 8192"));
@@ -165,13 +176,18 @@ pub async fn serve(
     let (phase, phase_rx) = watch::channel(Phase::Serving);
     let name = stats.listener().to_owned();
     tokio::pin!(shutdown);
+    // Under a flood the limit is hit once per freed slot: warn at most every 10 s.
+    let mut warned: Option<Instant> = None;
 
     loop {
         let permit = match slots.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
                 stats.limit_reached();
-                tracing::warn!(listener = %name, max = limits.max_connections, "connection limit reached; new connections wait");
+                if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                    warned = Some(Instant::now());
+                    tracing::warn!(listener = %name, max = limits.max_connections, "connection limit reached; new connections wait to be accepted");
+                }
                 tokio::select! {
                     p = slots.clone().acquire_owned() => match p {
                         Ok(p) => p,

@@ -453,6 +453,52 @@ async fn shutdown_drains_in_flight_requests() {
     assert!(TcpStream::connect(srv.addr).await.is_err());
 }
 
+#[tokio::test]
+async fn zero_timeouts_and_tiny_header_limits_are_refused() {
+    for bad in [
+        Limits {
+            header_timeout: Duration::ZERO,
+            ..limits()
+        },
+        Limits {
+            max_header_bytes: 1024,
+            ..limits()
+        },
+        Limits {
+            max_connections: 0,
+            ..limits()
+        },
+    ] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tls = rustls::ServerConfig::builder_with_provider(bulwark_tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(NoCert));
+        let r = serve(
+            listener,
+            Arc::new(tls),
+            app(),
+            bad,
+            Arc::new(Stats::new("t")),
+            std::future::pending(),
+        )
+        .await;
+        assert!(matches!(r, Err(bulwark_serve::Error::Limits(_))), "{r:?}");
+    }
+}
+
+#[derive(Debug)]
+struct NoCert;
+impl rustls::server::ResolvesServerCert for NoCert {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        None
+    }
+}
+
 #[test]
 fn metrics_render_every_listener_and_reason() {
     let a = Stats::new("public");
