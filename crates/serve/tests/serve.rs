@@ -300,6 +300,28 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     assert_eq!(srv.stats.closed_total(Closed::IdleTimeout), 2);
 }
 
+/// hyper restarts its header timer when it starts waiting for the next HTTP/1 request, so
+/// an idle HTTP/1 connection is closed after the header timeout even when the idle timeout is
+/// longer (documented on `Limits::header_timeout`; this fails if hyper changes that).
+#[tokio::test]
+async fn an_idle_http1_connection_is_also_bounded_by_the_header_timeout() {
+    let srv = start(Limits {
+        header_timeout: MS(400),
+        idle_timeout: MS(10_000),
+        ..limits()
+    })
+    .await;
+    let mut tls = srv.tls(b"http/1.1").await;
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tls.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let took = until_closed(tls, MS(3000)).await;
+    assert!(took >= MS(250) && took <= MS(1500), "took {took:?}");
+}
+
 /// A request in flight is not idleness: a handler slower than the idle timeout finishes.
 #[tokio::test]
 async fn a_request_longer_than_the_idle_timeout_is_not_cut() {
