@@ -85,10 +85,8 @@ pub async fn start(settings: IssuerSettings) -> Option<Harness> {
         certs.join("control-server.key"),
     ))
     .unwrap();
-    let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(
-        server_config(cert, None).unwrap(),
-    ));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tls = Arc::new(server_config(cert, None).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let url = format!("https://localhost:{}", addr.port());
     let state = AppState {
