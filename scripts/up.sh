@@ -150,14 +150,18 @@ SQL
     as_pg psql -h "$PGDIR/run" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q >>"$LOGS/psql.log" 2>&1 \
     || { tail -20 "$LOGS/psql.log" >&2; die "provisioning the demo database failed"; }
   local app="$CREDENTIALS/app-secrets.json"
-  DEMO_PW_FILE="$pw_file" APP="$app" python3 - <<'PY' || die "writing $CREDENTIALS/app-secrets.json failed"
+  DEMO_PW_FILE="$pw_file" APP="$app" PG_PORT="$PG_PORT" API_PORT="$API_PORT" python3 - <<'PY' || die "writing $CREDENTIALS/app-secrets.json failed"
 import json, os
 path = os.environ["APP"]
 try:
     doc = json.load(open(path))
 except FileNotFoundError:
     doc = {}
-doc["demo-db"] = {"username": "bulwark_reader", "password": open(os.environ["DEMO_PW_FILE"]).read().strip()}
+# Each credential may be sent only where it belongs (the worker refuses any other host).
+doc["demo-db"] = {"username": "bulwark_reader", "password": open(os.environ["DEMO_PW_FILE"]).read().strip(),
+                  "allowed_hosts": ["127.0.0.1:" + os.environ["PG_PORT"]]}
+if "demo-oauth" in doc:
+    doc["demo-oauth"]["allowed_hosts"] = ["127.0.0.1:" + os.environ["API_PORT"]]
 tmp = path + ".tmp"
 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 with os.fdopen(fd, "w") as f:
@@ -177,6 +181,9 @@ spec:
   metadata:
     - name: secretsFile
       value: $CREDENTIALS/app-secrets.json
+# Only the worker resolves credentials.
+scopes:
+  - worker
 YAML
   cat >"$STATE/components/deployment.yaml" <<YAML
 # The deployment secret store: the services' own OAuth client credentials.
@@ -190,6 +197,9 @@ spec:
   metadata:
     - name: secretsFile
       value: $CREDENTIALS/deployment-secrets-worker.json
+# Only the worker resolves credentials.
+scopes:
+  - worker
 YAML
 }
 

@@ -56,7 +56,11 @@ struct Config {
     #[arg(long, env = "BULWARK_RATE_ADDRESS_FAILURE_BURST", default_value_t = 50)]
     rate_address_failure_burst: u32,
     /// ...and how many per second come back.
-    #[arg(long, env = "BULWARK_RATE_ADDRESS_FAILURES_PER_SECOND", default_value_t = 1.0)]
+    #[arg(
+        long,
+        env = "BULWARK_RATE_ADDRESS_FAILURES_PER_SECOND",
+        default_value_t = 1.0
+    )]
     rate_address_failures_per_second: f64,
     /// Keys each token-endpoint rate limiter holds (least recently used evicted first).
     #[arg(long, env = "BULWARK_RATE_LIMITER_CAPACITY", default_value_t = 10_000)]
@@ -180,6 +184,10 @@ async fn main() -> anyhow::Result<()> {
         .await
     };
     tokio::try_join!(public, admin_server).context("serving")?;
+    // Refused logins still counted in memory become their audit rows before the process ends.
+    if let Some(a) = &admin {
+        bulwark_control::admin::auth::flush_on_shutdown(a).await;
+    }
     Ok(())
 }
 
