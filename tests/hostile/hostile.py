@@ -304,8 +304,14 @@ def probe_b() -> str:
     after = rss_mb(pid)
     total = sum(flood.values())
     assert total >= 1500, f"only {total} requests sent: {flood}"
-    bad = {k: v for k, v in flood.items() if not k.startswith("4")}
-    assert not bad, f"answers other than 4xx: {bad}"
+    # The server answers 431/413 as soon as it sees the size and closes the connection; a
+    # client still sending its 60 KB may then see the close (EOF, reset) before the answer.
+    # That is a refusal too, but most answers must arrive as a 4xx.
+    early = {"SSLEOFError", "ConnectionResetError", "BrokenPipeError", "SSLError", "RemoteDisconnected"}
+    bad = {k: v for k, v in flood.items() if not k.startswith("4") and k not in early}
+    assert not bad, f"answers other than 4xx or an early close: {bad}"
+    answered = sum(v for k, v in flood.items() if k.startswith("4"))
+    assert answered >= total * 0.8, f"only {answered}/{total} got a 4xx answer: {flood}"
     grew = after - before
     assert grew < 20, f"control RSS grew {grew:.1f} MB (before {before:.1f}, after {after:.1f}, peak {peak:.1f})"
     return f"{total} requests {flood}; RSS {before:.1f} -> {after:.1f} MB (+{grew:.1f}, peak {peak:.1f})"
@@ -443,7 +449,7 @@ def probe_c() -> str:
     while time.monotonic() < deadline:
         t0 = time.monotonic()
         results.append(token_request(real, cid, secret))
-        time.sleep(max(0, 0.1 - (time.monotonic() - t0)))
+        time.sleep(max(0, 0.05 - (time.monotonic() - t0)))
     counts = join()
     peak = sampler.finish()
     real.close()

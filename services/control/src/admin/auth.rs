@@ -27,7 +27,7 @@ use std::{
 };
 
 use argon2::{
-    Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
+    Argon2, PasswordHash, PasswordHasher,
     password_hash::{SaltString, rand_core::OsRng},
 };
 use axum::{
@@ -98,14 +98,47 @@ pub fn hash_password(password: &str) -> Result<String, AdminError> {
         .map_err(|e| AdminError::Internal(format!("argon2: {e}")))
 }
 
-fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+/// Check `password` against an argon2 PHC string, computing in `area` (a work area of the
+/// [`super::throttle::HashGate`]) instead of allocating one. A hash whose parameters need
+/// more memory than the area (not written by Bulwark, whose hashes use the defaults) is
+/// computed the allocating way, still under the gate.
+pub(crate) fn verify_password(password: &str, phc: &str, area: &mut [argon2::Block]) -> bool {
+    use argon2::{Algorithm, Params, Version};
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = Params::try_from(&hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = [0u8; 64];
+    let Some(out) = out.get_mut(..expected.len()) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon = Argon2::new(algorithm, version, params);
+    let computed = match area.get_mut(..blocks) {
+        Some(area) => argon.hash_password_into_with_memory(password.as_bytes(), salt, out, area),
+        None => {
+            tracing::warn!("a stored password hash needs more memory than the login work areas");
+            argon.hash_password_into(password.as_bytes(), salt, out)
+        }
+    };
+    computed.is_ok() && bool::from(out.ct_eq(expected.as_bytes()))
 }
 
 fn dummy_hash() -> &'static str {
@@ -429,10 +462,10 @@ pub async fn login(
     // the answer takes as long either way.
     let verdict = state
         .hash_gate
-        .run(move || match phc {
-            Some(phc) => verify_password(&pw, &phc),
+        .run(move |area| match phc {
+            Some(phc) => verify_password(&pw, &phc, area),
             None => {
-                let _ = verify_password(&pw, dummy_hash());
+                let _ = verify_password(&pw, dummy_hash(), area);
                 false
             }
         })
@@ -630,8 +663,8 @@ pub async fn change_password(
     // One turn for both: the check of the current password and the new hash.
     let outcome = state
         .hash_gate
-        .run(move || {
-            if verify_password(&cur, &phc) {
+        .run(move |area| {
+            if verify_password(&cur, &phc, area) {
                 Some(hash_password(&next))
             } else {
                 None
@@ -894,5 +927,45 @@ mod tests {
         assert!(
             new_password_problem(cur, "long enough password", "long enough password").is_none()
         );
+    }
+
+    #[test]
+    fn verification_in_a_work_area_agrees_with_argon2() {
+        use argon2::{Algorithm, Params, PasswordVerifier, Version};
+        let mut area =
+            vec![argon2::Block::default(); Params::default().block_count()].into_boxed_slice();
+        let phc = hash_password("correct horse battery").unwrap();
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse battery", &parsed)
+                .is_ok()
+        );
+        assert!(verify_password("correct horse battery", &phc, &mut area));
+        assert!(!verify_password("correct horse batterz", &phc, &mut area));
+        assert!(!verify_password("", &phc, &mut area));
+        // A hash with other (smaller) parameters is verified in a slice of the area...
+        let small = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(1024, 1, 1, None).unwrap(),
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let phc_small = small.hash_password(b"pw-small", &salt).unwrap().to_string();
+        assert!(verify_password("pw-small", &phc_small, &mut area));
+        assert!(!verify_password("pw-smalL", &phc_small, &mut area));
+        // ...one needing more memory than the area still verifies (allocating).
+        let big = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(Params::DEFAULT_M_COST * 2, 1, 1, None).unwrap(),
+        );
+        let phc_big = big.hash_password(b"pw-big", &salt).unwrap().to_string();
+        assert!(verify_password("pw-big", &phc_big, &mut area));
+        assert!(!verify_password("pw-bi", &phc_big, &mut area));
+        // Malformed or foreign strings never verify.
+        for junk in ["", "$argon2id$", "$bcrypt$v=1$x", "not a hash"] {
+            assert!(!verify_password("anything", junk, &mut area));
+        }
     }
 }

@@ -41,8 +41,10 @@ pub struct AdminArgs {
     #[arg(long, env = "BULWARK_ADMIN_ADDRESS_LIMIT", default_value_t = 20)]
     pub address_limit: u32,
     /// Password hashes (argon2id, 19 MiB each) computed at once; further logins wait.
-    #[arg(long, env = "BULWARK_ADMIN_LOGIN_CONCURRENCY", default_value_t = 2)]
-    pub login_concurrency: usize,
+    /// Default: half the CPUs (at least one), so a login storm leaves the other half to the
+    /// token endpoint.
+    #[arg(long, env = "BULWARK_ADMIN_LOGIN_CONCURRENCY")]
+    pub login_concurrency: Option<usize>,
     /// How long a login waits for a turn before it is answered 429 with Retry-After.
     #[arg(long, env = "BULWARK_ADMIN_LOGIN_QUEUE_WAIT", default_value = "1500ms", value_parser = std_duration)]
     pub login_queue_wait: Duration,
@@ -123,7 +125,10 @@ impl AdminArgs {
         cfg.backoff_after = self.backoff_after.max(1);
         cfg.backoff_max = self.backoff_max;
         cfg.address_limit = self.address_limit.max(1);
-        cfg.login_concurrency = self.login_concurrency.max(1);
+        cfg.login_concurrency = self
+            .login_concurrency
+            .unwrap_or_else(super::default_login_concurrency)
+            .max(1);
         cfg.login_queue_wait = self.login_queue_wait;
         cfg.login_tracked = self.login_tracked.max(1);
         cfg.login_form_ttl = self.login_form_ttl;

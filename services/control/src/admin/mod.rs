@@ -102,7 +102,7 @@ impl AdminConfig {
             backoff_max: Duration::from_secs(15 * 60),
             address_limit: 20,
             address_window: Duration::from_secs(15 * 60),
-            login_concurrency: 2,
+            login_concurrency: default_login_concurrency(),
             login_queue_wait: Duration::from_millis(1500),
             login_tracked: 10_000,
             login_form_ttl: Duration::from_secs(10 * 60),
@@ -169,6 +169,12 @@ impl Admin {
 }
 
 pub type AdminState = Arc<Admin>;
+
+/// Half the CPUs, at least one: argon2 saturates a core per hash, and the token endpoint
+/// (which every service depends on) must keep the rest during a login storm.
+pub fn default_login_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
 
 /// Errors of admin handlers. The page shows only the public message; details go to the log.
 #[derive(Debug, thiserror::Error)]
