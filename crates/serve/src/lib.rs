@@ -10,6 +10,9 @@
 //! accept ── handshake ≤ handshake_timeout ──┐
 //!   └──────── first request head ≤ header_timeout (counted from accept) ──┐
 //!               request ≤ request_timeout (answered 503) ── idle ≤ idle_timeout ── next request …
+//!               response delivered ≤ request_timeout + response_send_timeout (else closed)
+//! whole connection ≤ max_connection_age (then drained gracefully, dropped after drain_timeout)
+//! connections per client address ≤ max_connections_per_address (more are closed at accept)
 //! ```
 //!
 //! Handlers still get `ConnectInfo<SocketAddr>` (inserted as a request extension, as
@@ -22,9 +25,10 @@ pub mod cli;
 mod stats;
 
 use std::{
+    collections::{BTreeMap, HashMap},
     convert::Infallible,
     future::Future,
-    net::SocketAddr,
+    net::{IpAddr, Ipv6Addr, SocketAddr},
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
@@ -73,11 +77,38 @@ pub struct Limits {
     /// answered `503 Service Unavailable` with a short text body and its handler is
     /// dropped (30 s). Work that must outlive a request belongs in a spawned task.
     pub request_timeout: Duration,
+    /// A response not completely handed to the connection within `request_timeout` plus
+    /// this, counted from its request's head, closes the connection (30 s). While a
+    /// request is in flight the idle and header bounds do not apply, so without this a
+    /// peer that never reads (or, on HTTP/2, grants a zero flow-control window while
+    /// answering PINGs) would hold the connection forever. Measured on top of
+    /// `request_timeout` so that a service raising that (the API's long `/result` wait)
+    /// still gets this long to deliver its answer.
+    pub response_send_timeout: Duration,
+    /// A connection older than this (counted from accept) is shut down gracefully: no new
+    /// requests, in-flight ones finish, then it closes; still open `drain_timeout` later it
+    /// is dropped (10 min). Bounds the life of a connection that a client keeps busy with a
+    /// steady trickle of small requests, which no idle bound ever sees.
+    pub max_connection_age: Duration,
     /// Connections held at once, handshaking or open (2,048). When all are taken the
     /// listener stops accepting: new connections wait in the kernel's accept queue (they
     /// are not refused) until a slot frees. Since nothing can hold a slot for longer than
-    /// `header_timeout` without sending requests, the wait is bounded by it.
+    /// `header_timeout` without sending requests, the wait is bounded by it; a client that
+    /// does send requests is bounded by `max_connection_age` and, whatever it does, cannot
+    /// hold more than `max_connections_per_address` slots from one address.
     pub max_connections: usize,
+    /// Connections held at once from one client address (256): an IPv4 address, or the /64
+    /// of an IPv6 one (one host or site usually holds a whole /64). A connection over it is
+    /// closed right after accept, before the TLS handshake, so one host cannot take every
+    /// slot of `max_connections` and shut everyone else out for as long as it keeps them
+    /// busy (each busy connection is bounded by `max_connection_age` only).
+    ///
+    /// Not lower because many real clients can share one address: behind compose port
+    /// publishing (Docker's userland proxy connects from the bridge gateway), a NAT or a
+    /// corporate proxy every client has the same source address. The total stays bounded by
+    /// `max_connections`; the default lets one address take an eighth of it. Memory: only
+    /// addresses with an open connection are remembered, at most `max_connections` entries.
+    pub max_connections_per_address: usize,
     /// Largest request head (HTTP/1 read buffer; HTTP/2 header list), in bytes (32 KiB).
     /// HTTP/1 heads over it are answered 431 by hyper.
     pub max_header_bytes: usize,
@@ -99,7 +130,10 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
+            response_send_timeout: Duration::from_secs(30),
+            max_connection_age: Duration::from_secs(600),
             max_connections: 2048,
+            max_connections_per_address: 256,
             max_header_bytes: 32 * 1024,
             h2_max_concurrent_streams: 100,
             h2_keep_alive_interval: Duration::from_secs(20),
@@ -154,11 +188,18 @@ pub async fn serve(
     if limits.max_connections == 0 {
         return Err(Error::Limits("max_connections must be at least 1"));
     }
+    if limits.max_connections_per_address == 0 {
+        return Err(Error::Limits(
+            "max_connections_per_address must be at least 1",
+        ));
+    }
     let timeouts = [
         limits.handshake_timeout,
         limits.header_timeout,
         limits.idle_timeout,
         limits.request_timeout,
+        limits.response_send_timeout,
+        limits.max_connection_age,
         limits.h2_keep_alive_interval,
         limits.h2_keep_alive_timeout,
     ];
@@ -173,11 +214,13 @@ pub async fn serve(
     let acceptor = TlsAcceptor::from(tls);
     let builder = Arc::new(builder(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = Arc::new(PerAddress::default());
     let (phase, phase_rx) = watch::channel(Phase::Serving);
     let name = stats.listener().to_owned();
     tokio::pin!(shutdown);
     // Under a flood the limit is hit once per freed slot: warn at most every 10 s.
     let mut warned: Option<Instant> = None;
+    let mut warned_per_address: Option<Instant> = None;
 
     loop {
         let permit = match slots.clone().try_acquire_owned() {
@@ -208,6 +251,17 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         stats.accepted();
+        let Some(address_slot) = per_address.take(peer.ip(), limits.max_connections_per_address)
+        else {
+            // Closed before any TLS work; dropping `permit` frees its slot at once.
+            stats.closed(Closed::PerAddressLimit);
+            if warned_per_address.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                warned_per_address = Some(Instant::now());
+                tracing::warn!(listener = %name, peer = %peer.ip(), max = limits.max_connections_per_address, "per-address connection limit reached; closing new connections from it");
+            }
+            drop(tcp);
+            continue;
+        };
         let conn = Conn {
             peer,
             accepted_at: Instant::now(),
@@ -218,6 +272,7 @@ pub async fn serve(
             stats: stats.clone(),
             phase: phase_rx.clone(),
             _permit: permit,
+            _address_slot: address_slot,
         };
         tokio::spawn(conn.run(tcp));
     }
@@ -277,6 +332,7 @@ struct Conn {
     phase: watch::Receiver<Phase>,
     /// Released when the task ends, whichever way.
     _permit: OwnedSemaphorePermit,
+    _address_slot: AddressSlot,
 }
 
 impl Conn {
@@ -331,6 +387,10 @@ impl Conn {
         tokio::pin!(conn);
         let watchdog = activity.watch(&self.limits);
         tokio::pin!(watchdog);
+        // First the connection's age limit, then (once reached) the end of its drain.
+        let age = tokio::time::sleep_until(self.accepted_at + self.limits.max_connection_age);
+        tokio::pin!(age);
+        let mut aged = false;
         let mut draining = false;
         loop {
             tokio::select! {
@@ -345,10 +405,24 @@ impl Conn {
                     return;
                 }
                 kind = &mut watchdog => {
-                    // Nothing is in flight (the watchdog only fires then), so dropping the
-                    // connection loses no response.
+                    // Either nothing is in flight (idle, header), so dropping the connection
+                    // loses no response, or a response is overdue (response_timeout) and
+                    // its peer is not taking it.
                     self.stats.closed(kind);
                     return;
+                }
+                () = &mut age => {
+                    if aged {
+                        tracing::debug!(peer = %self.peer, "drain after max connection age timed out; dropping the connection");
+                        return;
+                    }
+                    aged = true;
+                    if !draining {
+                        draining = true;
+                        self.stats.closed(Closed::MaxAge);
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    age.as_mut().reset(Instant::now() + self.limits.drain_timeout);
                 }
                 changed = self.phase.changed() => {
                     let phase = *self.phase.borrow_and_update();
@@ -464,7 +538,11 @@ struct Activity {
 
 #[derive(Debug)]
 struct ActivityState {
-    in_flight: usize,
+    /// Start of each request in flight, by a sequence number: starts only grow with it,
+    /// so the first entry is the oldest. At most `h2_max_concurrent_streams` entries (one
+    /// for HTTP/1), since a stream stays open until its response body is dropped.
+    in_flight: BTreeMap<u64, Instant>,
+    next_id: u64,
     /// Accept time until the first request, then the end of the last one.
     idle_since: Instant,
     served: bool,
@@ -474,7 +552,8 @@ impl Activity {
     fn new(accepted_at: Instant) -> Self {
         Self {
             state: Mutex::new(ActivityState {
-                in_flight: 0,
+                in_flight: BTreeMap::new(),
+                next_id: 0,
                 idle_since: accepted_at,
                 served: false,
             }),
@@ -488,44 +567,49 @@ impl Activity {
     }
 
     fn begin(self: &Arc<Self>) -> InFlight {
-        {
+        let id = {
             let mut s = self.lock();
-            s.in_flight += 1;
+            let id = s.next_id;
+            s.next_id += 1;
+            s.in_flight.insert(id, Instant::now());
             s.served = true;
-        }
+            id
+        };
         self.changed.notify_one();
-        InFlight(self.clone())
+        InFlight(self.clone(), id)
     }
 
-    /// When the connection is to be closed if nothing happens, and why; `None` while busy.
-    fn deadline(&self, limits: &Limits) -> Option<(Instant, Closed)> {
+    /// When the connection is to be closed if nothing happens, and why: while requests are
+    /// in flight, when the oldest one's response is overdue; otherwise at the idle (or,
+    /// before the first request, header) bound.
+    fn deadline(&self, limits: &Limits) -> (Instant, Closed) {
         let s = self.lock();
-        if s.in_flight > 0 {
-            None
+        if let Some((_, &oldest)) = s.in_flight.first_key_value() {
+            (
+                oldest + limits.request_timeout + limits.response_send_timeout,
+                Closed::ResponseTimeout,
+            )
         } else if s.served {
-            Some((s.idle_since + limits.idle_timeout, Closed::IdleTimeout))
+            (s.idle_since + limits.idle_timeout, Closed::IdleTimeout)
         } else {
-            Some((s.idle_since + limits.header_timeout, Closed::HeaderTimeout))
+            (s.idle_since + limits.header_timeout, Closed::HeaderTimeout)
         }
     }
 
-    /// Resolves when the connection has been idle past its deadline.
+    /// Resolves when the connection is past its deadline, with the reason.
     async fn watch(&self, limits: &Limits) -> Closed {
         loop {
             // `notify_one` stores a permit when no one waits, so a change between reading
             // the deadline and waiting is not lost.
-            match self.deadline(limits) {
-                None => self.changed.notified().await,
-                Some((at, kind)) => {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(at) => {
-                            if matches!(self.deadline(limits), Some((a, _)) if a <= Instant::now()) {
-                                return kind;
-                            }
-                        }
-                        () = self.changed.notified() => {}
+            let (at, _) = self.deadline(limits);
+            tokio::select! {
+                () = tokio::time::sleep_until(at) => {
+                    let (now_at, kind) = self.deadline(limits);
+                    if now_at <= Instant::now() {
+                        return kind;
                     }
                 }
+                () = self.changed.notified() => {}
             }
         }
     }
@@ -533,15 +617,102 @@ impl Activity {
 
 /// Marks one request in flight until dropped.
 #[derive(Debug)]
-struct InFlight(Arc<Activity>);
+struct InFlight(Arc<Activity>, u64);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         {
             let mut s = self.0.lock();
-            s.in_flight = s.in_flight.saturating_sub(1);
+            s.in_flight.remove(&self.1);
             s.idle_since = Instant::now();
         }
         self.0.changed.notify_one();
+    }
+}
+
+/// Open connections per client address (see [`address_key`]). Only addresses with at
+/// least one open connection have an entry, and each open connection holds a listener
+/// slot, so there are never more than `max_connections` entries.
+#[derive(Debug, Default)]
+struct PerAddress {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerAddress {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // The critical sections cannot panic; a poisoned lock still holds valid counts.
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot for one more connection from `ip`, or `None` if it already holds `max`.
+    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let key = address_key(ip);
+        let mut open = self.lock();
+        let n = open.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot(self.clone(), key))
+    }
+}
+
+/// One connection counted against its address until dropped.
+#[derive(Debug)]
+struct AddressSlot(Arc<PerAddress>, IpAddr);
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.0.lock();
+        if let Some(n) = open.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// What the per-address limit counts by: an IPv4 address (also when it arrives
+/// IPv4-mapped on a dual-stack socket), or the /64 an IPv6 address is in, since one host
+/// can use any address of its /64 at will.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_and_mapped_ipv4_by_the_address() {
+        let k = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(k("2001:db8:1:2:aaaa::1"), k("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(
+            k("2001:db8:1:2::9"),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+        assert_eq!(k("::ffff:192.0.2.7"), k("192.0.2.7"));
+        assert_ne!(k("192.0.2.7"), k("192.0.2.8"));
+    }
+
+    #[test]
+    fn an_address_holds_at_most_max_and_is_forgotten_at_zero() {
+        let p = Arc::new(PerAddress::default());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let s1 = p.take(a, 2).unwrap();
+        let s2 = p.take(a, 2).unwrap();
+        assert!(p.take(a, 2).is_none());
+        let s3 = p.take(b, 2).unwrap();
+        drop(s1);
+        let s4 = p.take(a, 2).unwrap();
+        drop((s2, s3, s4));
+        assert!(p.lock().is_empty(), "{:?}", p.lock());
     }
 }

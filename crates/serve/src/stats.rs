@@ -16,14 +16,24 @@ pub enum Closed {
     HeaderTimeout,
     /// No request in flight for `idle_timeout`.
     IdleTimeout,
+    /// A response not delivered within `request_timeout + response_send_timeout` of its
+    /// request (a peer that does not read, or an HTTP/2 peer that grants no window).
+    ResponseTimeout,
+    /// Older than `max_connection_age`: shut down gracefully (counted when it starts).
+    MaxAge,
+    /// Refused at accept: its address already held `max_connections_per_address`.
+    PerAddressLimit,
 }
 
 impl Closed {
-    const ALL: [Closed; 4] = [
+    const ALL: [Closed; 7] = [
         Closed::HandshakeTimeout,
         Closed::HandshakeFailed,
         Closed::HeaderTimeout,
         Closed::IdleTimeout,
+        Closed::ResponseTimeout,
+        Closed::MaxAge,
+        Closed::PerAddressLimit,
     ];
 
     fn label(self) -> &'static str {
@@ -32,6 +42,9 @@ impl Closed {
             Closed::HandshakeFailed => "handshake_failed",
             Closed::HeaderTimeout => "header_timeout",
             Closed::IdleTimeout => "idle_timeout",
+            Closed::ResponseTimeout => "response_timeout",
+            Closed::MaxAge => "max_age",
+            Closed::PerAddressLimit => "per_address_limit",
         }
     }
 
@@ -47,7 +60,7 @@ pub struct Stats {
     listener: &'static str,
     accepted: AtomicU64,
     active: AtomicU64,
-    closed: [AtomicU64; 4],
+    closed: [AtomicU64; Closed::ALL.len()],
     request_timeouts: AtomicU64,
     limit_reached: AtomicU64,
 }

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    net::{TcpSocket, TcpStream},
     sync::oneshot,
 };
 use tokio_rustls::{TlsConnector, client::TlsStream};
@@ -34,6 +34,7 @@ struct Server {
 fn app() -> Router {
     Router::new()
         .route("/", get(|| async { "ok" }))
+        .route("/big", get(|| async { axum::body::Body::new(Chunks(64)) }))
         .route(
             "/peer",
             get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
@@ -47,6 +48,30 @@ fn app() -> Router {
                 },
             ),
         )
+}
+
+/// A 64 MiB answer made one 1 MiB chunk at a time, as hyper asks for them. (One big chunk
+/// would be taken into hyper's write queue at once, ending the body, and the connection
+/// would count as idle while it drains.)
+struct Chunks(usize);
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        if self.0 == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.0 -= 1;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(vec![
+            b'x';
+            1 << 20
+        ])))))
+    }
 }
 
 /// Test limits: every timeout long (5 s) unless the test shortens the one it is about.
@@ -104,21 +129,32 @@ async fn start(limits: Limits) -> Server {
 
 impl Server {
     async fn tls(&self, alpn: &[u8]) -> TlsStream<TcpStream> {
+        self.tls_from(Ipv4Addr::LOCALHOST, alpn).await.unwrap()
+    }
+
+    /// A TLS connection from the loopback address `src` (any of 127.0.0.0/8 works on Linux).
+    async fn tls_from(&self, src: Ipv4Addr, alpn: &[u8]) -> std::io::Result<TlsStream<TcpStream>> {
         let mut cfg = (*self.client).clone();
         cfg.alpn_protocols = vec![alpn.to_vec()];
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let sock = TcpSocket::new_v4()?;
+        sock.bind(SocketAddr::new(IpAddr::V4(src), 0))?;
+        let tcp = sock.connect(self.addr).await?;
         TlsConnector::from(Arc::new(cfg))
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
-            .unwrap()
     }
 
     /// One HTTP/1.1 GET on a new connection: (status, body).
     async fn get(&self, path: &str) -> (u16, String) {
-        let (mut send, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(self.tls(b"http/1.1").await))
-                .await
-                .unwrap();
+        self.get_from(Ipv4Addr::LOCALHOST, path).await
+    }
+
+    async fn get_from(&self, src: Ipv4Addr, path: &str) -> (u16, String) {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(
+            self.tls_from(src, b"http/1.1").await.unwrap(),
+        ))
+        .await
+        .unwrap();
         tokio::spawn(conn);
         let req = hyper::Request::get(path)
             .header("host", "localhost")
@@ -490,6 +526,18 @@ async fn zero_timeouts_and_tiny_header_limits_are_refused() {
             max_connections: 0,
             ..limits()
         },
+        Limits {
+            max_connections_per_address: 0,
+            ..limits()
+        },
+        Limits {
+            response_send_timeout: Duration::ZERO,
+            ..limits()
+        },
+        Limits {
+            max_connection_age: Duration::ZERO,
+            ..limits()
+        },
     ] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tls = rustls::ServerConfig::builder_with_provider(bulwark_tls::provider())
@@ -530,6 +578,11 @@ fn metrics_render_every_listener_and_reason() {
     assert!(text.contains(
         "bulwark_http_connections_closed_total{listener=\"public\",reason=\"header_timeout\"} 0"
     ));
+    for reason in ["response_timeout", "max_age", "per_address_limit"] {
+        assert!(text.contains(&format!(
+            "bulwark_http_connections_closed_total{{listener=\"admin\",reason=\"{reason}\"}} 0"
+        )));
+    }
     assert_eq!(
         text.matches("# TYPE bulwark_http_connections_closed_total")
             .count(),
@@ -550,8 +603,10 @@ async fn a_thousand_half_sent_requests_with_the_default_limit() {
     .await;
     let t0 = Instant::now();
     let mut slow = Vec::new();
-    for _ in 0..SLOW {
-        let mut tls = srv.tls(b"http/1.1").await;
+    for i in 0..SLOW {
+        // From eight addresses: one alone may hold only `max_connections_per_address`.
+        let src = Ipv4Addr::new(127, 0, 0, 2 + (i % 8) as u8);
+        let mut tls = srv.tls_from(src, b"http/1.1").await.unwrap();
         tls.write_all(b"POST /oauth/token HTTP/1.1\r\nHost: x\r\n")
             .await
             .unwrap();
@@ -573,4 +628,249 @@ async fn a_thousand_half_sent_requests_with_the_default_limit() {
         t0.elapsed()
     );
     assert_eq!(srv.stats.closed_total(Closed::HeaderTimeout), SLOW as u64);
+}
+
+/// An HTTP/2 client that grants a zero stream window (and answers PINGs) can never be sent
+/// its response body: the request stays in flight, so without the response bound neither
+/// the idle nor the header watchdog would ever close the connection.
+#[tokio::test]
+async fn an_http2_response_the_client_never_takes_closes_the_connection() {
+    let srv = start(Limits {
+        request_timeout: MS(300),
+        response_send_timeout: MS(300),
+        h2_keep_alive_interval: MS(100),
+        h2_keep_alive_timeout: MS(1000),
+        ..limits()
+    })
+    .await;
+    let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(0)
+        .handshake(TokioIo::new(srv.tls(b"h2").await))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let t0 = Instant::now();
+    let req = hyper::Request::get("https://localhost/")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200, "the head is not flow-controlled");
+    let body = tokio::time::timeout(MS(3000), res.into_body().collect())
+        .await
+        .expect("the connection outlived the response bound");
+    assert!(body.is_err(), "the body cannot have been sent: {body:?}");
+    let took = t0.elapsed();
+    assert!(
+        took >= MS(550) && took < MS(2000),
+        "closed after {took:?}; want about 600 ms"
+    );
+    tokio::time::timeout(MS(3000), conn).await.unwrap().ok();
+    assert_eq!(srv.stats.closed_total(Closed::ResponseTimeout), 1);
+    assert_eq!(srv.stats.closed_total(Closed::IdleTimeout), 0);
+}
+
+/// The same over HTTP/1: a client that sends a request and never reads a large answer
+/// (hyper stops asking for body chunks once the socket pushes back).
+#[tokio::test]
+async fn an_http1_response_the_client_never_reads_closes_the_connection() {
+    let srv = start(Limits {
+        request_timeout: MS(300),
+        response_send_timeout: MS(300),
+        ..limits()
+    })
+    .await;
+    let mut tls = srv.tls(b"http/1.1").await;
+    tls.write_all(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    while srv.stats.closed_total(Closed::ResponseTimeout) == 0 {
+        assert!(
+            t0.elapsed() < MS(3000),
+            "the connection outlived the response bound"
+        );
+        tokio::time::sleep(MS(20)).await;
+    }
+    assert!(
+        t0.elapsed() >= MS(550),
+        "closed too early: {:?}",
+        t0.elapsed()
+    );
+    drop(tls);
+}
+
+/// The response bound is measured on top of `request_timeout`: a handler that uses nearly
+/// all of it (as the API's `/result` wait does, with its raised request timeout) still
+/// gets its answer delivered.
+#[tokio::test]
+async fn a_response_ready_just_before_the_request_timeout_is_delivered() {
+    let srv = start(Limits {
+        request_timeout: MS(800),
+        response_send_timeout: MS(200),
+        ..limits()
+    })
+    .await;
+    assert_eq!(srv.get("/slow/650").await, (200, "slow".into()));
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        TokioIo::new(srv.tls(b"h2").await),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::get("https://localhost/slow/650")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        &res.into_body().collect().await.unwrap().to_bytes()[..],
+        b"slow"
+    );
+    assert_eq!(srv.stats.closed_total(Closed::ResponseTimeout), 0);
+    assert_eq!(srv.stats.request_timeouts_total(), 0);
+}
+
+/// A connection past its maximum age finishes the request in flight, then closes.
+#[tokio::test]
+async fn a_connection_past_its_max_age_finishes_its_request_then_closes() {
+    let srv = start(Limits {
+        max_connection_age: MS(300),
+        ..limits()
+    })
+    .await;
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(srv.tls(b"http/1.1").await))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = hyper::Request::get("/slow/700")
+        .header("host", "localhost")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        &res.into_body().collect().await.unwrap().to_bytes()[..],
+        b"slow"
+    );
+    let t = Instant::now();
+    tokio::time::timeout(MS(1000), conn)
+        .await
+        .expect("not closed after the in-flight request")
+        .unwrap()
+        .ok();
+    assert!(t.elapsed() < MS(1000));
+    assert_eq!(srv.stats.closed_total(Closed::MaxAge), 1);
+    assert!(
+        send.ready().await.is_err(),
+        "the connection took another request"
+    );
+}
+
+/// A client that keeps an HTTP/2 connection busy with a steady trickle of tiny requests
+/// (so it is never idle) is still cycled at the maximum age.
+#[tokio::test]
+async fn a_busy_http2_connection_is_cycled_at_its_max_age() {
+    let srv = start(Limits {
+        max_connection_age: MS(400),
+        ..limits()
+    })
+    .await;
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        TokioIo::new(srv.tls(b"h2").await),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let t0 = Instant::now();
+    let mut served = 0;
+    loop {
+        assert!(
+            t0.elapsed() < MS(3000),
+            "still serving after {served} requests"
+        );
+        let req = hyper::Request::get("https://localhost/")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        match send.send_request(req).await {
+            Ok(res) if res.status() == 200 => served += 1,
+            _ => break,
+        }
+        tokio::time::sleep(MS(20)).await;
+    }
+    let took = t0.elapsed();
+    assert!(served >= 5, "served {served}");
+    assert!(took >= MS(300) && took < MS(1500), "cycled after {took:?}");
+    tokio::time::timeout(MS(2000), conn)
+        .await
+        .expect("not closed after GOAWAY")
+        .unwrap()
+        .ok();
+    assert_eq!(srv.stats.closed_total(Closed::MaxAge), 1);
+}
+
+/// A request still running when the drain after the maximum age runs out is dropped with
+/// its connection.
+#[tokio::test]
+async fn a_connection_past_its_max_age_is_dropped_after_the_drain_timeout() {
+    let srv = start(Limits {
+        max_connection_age: MS(300),
+        drain_timeout: MS(300),
+        ..limits()
+    })
+    .await;
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(srv.tls(b"http/1.1").await))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let t0 = Instant::now();
+    let req = hyper::Request::get("/slow/4000")
+        .header("host", "localhost")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let r = tokio::time::timeout(MS(3000), send.send_request(req))
+        .await
+        .expect("the drain did not end");
+    assert!(r.is_err(), "{r:?}");
+    let took = t0.elapsed();
+    assert!(took >= MS(500) && took < MS(1500), "dropped after {took:?}");
+}
+
+/// One address holds at most `max_connections_per_address`; the next connection from it is
+/// closed before the handshake, while other addresses still connect, and the address gets
+/// its slot back when one of its connections ends.
+#[tokio::test]
+async fn the_per_address_limit_refuses_one_address_but_not_another() {
+    let srv = start(Limits {
+        max_connections_per_address: 2,
+        ..limits()
+    })
+    .await;
+    let a = Ipv4Addr::new(127, 0, 0, 1);
+    let b = Ipv4Addr::new(127, 0, 0, 2);
+    let hog1 = srv.tls_from(a, b"http/1.1").await.unwrap();
+    let _hog2 = srv.tls_from(a, b"http/1.1").await.unwrap();
+    assert!(
+        srv.tls_from(a, b"http/1.1").await.is_err(),
+        "a third connection from one address was served"
+    );
+    assert_eq!(srv.stats.closed_total(Closed::PerAddressLimit), 1);
+    assert_eq!(srv.get_from(b, "/").await, (200, "ok".into()));
+
+    drop(hog1);
+    let t0 = Instant::now();
+    loop {
+        if let Ok(tls) = srv.tls_from(a, b"http/1.1").await {
+            drop(tls);
+            break;
+        }
+        assert!(
+            t0.elapsed() < MS(3000),
+            "the address never got its slot back"
+        );
+        tokio::time::sleep(MS(20)).await;
+    }
 }
