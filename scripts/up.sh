@@ -22,6 +22,8 @@ API_PORT=${BULWARK_API_PORT:-8444}
 API_URL="https://127.0.0.1:$API_PORT"
 WORKER_HEALTH=${BULWARK_WORKER_LISTEN:-127.0.0.1:9102}
 NAMESPACES=${BULWARK_NAMESPACES:-default}
+# Refused logins are one audit row per address and window (plus a count row when it closes).
+REFUSAL_WINDOW=${BULWARK_ADMIN_AUDIT_REFUSAL_WINDOW:-5m}
 CERTS=${BULWARK_CERTS_DIR:-$ROOT/certs}
 [[ $CERTS = /* ]] || CERTS="$ROOT/$CERTS"
 LOGS="$STATE/logs" RUN="$STATE/run" SECRETS="$STATE/secrets" PGDIR="$STATE/pg"
@@ -52,8 +54,9 @@ if [[ -z $BIN ]]; then
 fi
 
 # psql_secret VAR FILE: a psql meta-command that sets :VAR to FILE's content, for a script
-# fed on stdin (so the value is never an argument). Secrets here are hex, but quote anyway.
-psql_secret() { printf "\\set %s '%s'\n" "$1" "$(sed "s/'/''/g" "$2")"; }
+# fed on stdin (so the value is never an argument). psql unescapes \ and '' in quoted \set
+# values, so both are escaped: an operator's own password may contain them.
+psql_secret() { printf "\\set %s '%s'\n" "$1" "$(sed -e 's/\\/\\\\/g' -e "s/'/''/g" "$2")"; }
 
 secret_file() { # secret_file NAME -> path of a generated-once 0600 random secret
   local f="$SECRETS/$1"
@@ -227,7 +230,7 @@ control_up() {
   local admin_port=${BULWARK_ADMIN_PORT:-8445}
   BULWARK_CERTS_DIR="$CERTS" BULWARK_DATABASE_URL_FILE="$SECRETS/bulwark-db.url" \
   BULWARK_CONTROL_LISTEN="127.0.0.1:$CONTROL_PORT" BULWARK_CONTROL_URL="$CONTROL_URL" BULWARK_LOG_FORMAT=json \
-  BULWARK_ADMIN_LISTEN="127.0.0.1:$admin_port" \
+  BULWARK_ADMIN_LISTEN="127.0.0.1:$admin_port" BULWARK_ADMIN_AUDIT_REFUSAL_WINDOW="$REFUSAL_WINDOW" \
   BULWARK_ADMIN_PASSWORD_FILE="$CREDENTIALS/admin-password" BULWARK_DEPLOYMENT_SECRETS_DIR="$CREDENTIALS" \
   BULWARK_TEMPORAL_ADDRESS="127.0.0.1:$FRONTEND_PORT" BULWARK_TEMPORAL_SERVER_NAME=temporal BULWARK_NAMESPACES="$NAMESPACES" \
     start_service bulwark-control "$CONTROL_URL/readyz" "$BIN/bulwark-control"
@@ -351,6 +354,7 @@ BULWARK_API_URL=$API_URL
 BULWARK_WORKER_HEALTH_URL=http://$WORKER_HEALTH
 BULWARK_TLS_REFRESH_INTERVAL=${BULWARK_TLS_REFRESH_INTERVAL:-1m}
 BULWARK_ADMIN_URL=https://127.0.0.1:${BULWARK_ADMIN_PORT:-8445}/admin
+BULWARK_ADMIN_AUDIT_REFUSAL_WINDOW=$REFUSAL_WINDOW
 BULWARK_ADMIN_PASSWORD_FILE=$CREDENTIALS/admin-password
 ENV
   mv "$tmp" "$STATE/env"

@@ -6,7 +6,8 @@ set -euo pipefail
 pw() { local f=$1; [[ -s $f ]] || { echo "postgres-init: missing $f" >&2; exit 1; }; tr -d '\n' <"$f"; }
 S=${BULWARK_SECRETS_DIR:-/run/bulwark/secrets}
 # The passwords reach psql on stdin as \set lines, never as arguments (ps shows those).
-pwset() { printf "\\set %s '%s'\n" "$1" "$(pw "$2" | sed "s/'/''/g")"; }
+# psql unescapes \ and '' in quoted \set values: escape both.
+pwset() { printf "\\set %s '%s'\n" "$1" "$(pw "$2" | sed -e 's/\\/\\\\/g' -e "s/'/''/g")"; }
 {
 pwset tpw "${BULWARK_TEMPORAL_DB_PASSWORD_FILE:-$S/temporal-db.password}"
 pwset bpw "${BULWARK_DB_PASSWORD_FILE:-$S/bulwark-db.password}"

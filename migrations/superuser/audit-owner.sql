@@ -46,7 +46,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     o record;
 BEGIN
-    FOR o IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
+    FOR o IN SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects() LOOP
         IF o.object_identity LIKE '%admin_audit%' OR o.schema_name = 'bulwark_audit' THEN
             RAISE EXCEPTION 'the audit log cannot be dropped (% %)', o.object_type, o.object_identity
                 USING ERRCODE = 'insufficient_privilege';
@@ -55,6 +55,11 @@ BEGIN
 END
 $$;
 ALTER FUNCTION bulwark_audit.refuse_audit_drop() OWNER TO bulwark_audit_owner;
+-- Both functions run with the caller's search_path unless pinned: the application owns
+-- schema `public` and could put its own pg_event_trigger_dropped_objects() or LIKE operator
+-- first in its path and so blind the guard. pg_temp last: never searched for functions.
+ALTER FUNCTION bulwark_audit.refuse_audit_drop() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION bulwark_audit.admin_audit_append_only() SET search_path = pg_catalog, pg_temp;
 
 DO $$
 BEGIN

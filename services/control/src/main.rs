@@ -185,8 +185,16 @@ async fn main() -> anyhow::Result<()> {
     };
     tokio::try_join!(public, admin_server).context("serving")?;
     // Refused logins still counted in memory become their audit rows before the process ends.
+    // Bounded: with the database gone each row could wait for a connection, and a stop
+    // grace period would kill the process anyway.
     if let Some(a) = &admin {
-        bulwark_control::admin::auth::flush_on_shutdown(a).await;
+        let flush = bulwark_control::admin::auth::flush_on_shutdown(a);
+        if tokio::time::timeout(Duration::from_secs(5), flush)
+            .await
+            .is_err()
+        {
+            tracing::warn!("refused-login counts not written at shutdown (database too slow)");
+        }
     }
     Ok(())
 }

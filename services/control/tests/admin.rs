@@ -935,6 +935,34 @@ async fn the_application_role_cannot_disable_truncate_or_drop_the_audit_log() {
             "the app role could: {sql}"
         );
     }
+    // A decoy of the catalog function in the app's own schema, first in its search path,
+    // must not blind the drop guard (the guard pins its search_path).
+    {
+        let mut c = app.acquire().await.unwrap();
+        sqlx::query(
+            "CREATE FUNCTION public.pg_event_trigger_dropped_objects()
+               RETURNS TABLE(object_type text, object_identity text, schema_name text)
+               LANGUAGE sql AS $$ SELECT NULL::text, NULL::text, NULL::text WHERE false $$",
+        )
+        .execute(&mut *c)
+        .await
+        .unwrap();
+        sqlx::query("SET search_path = public, pg_catalog")
+            .execute(&mut *c)
+            .await
+            .unwrap();
+        assert!(
+            sqlx::query("DROP TABLE admin_audit")
+                .execute(&mut *c)
+                .await
+                .is_err(),
+            "a search-path decoy let the app drop the audit table"
+        );
+        sqlx::query("DROP FUNCTION public.pg_event_trigger_dropped_objects()")
+            .execute(&mut *c)
+            .await
+            .unwrap();
+    }
     // The rest of the schema still works for the app (it owns it).
     sqlx::query("UPDATE admin_users SET updated_at = now()")
         .execute(&app)

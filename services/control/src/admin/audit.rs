@@ -18,7 +18,6 @@ use std::{
 
 use axum::{extract::State, response::Response};
 use lru::LruCache;
-use sha2::Digest;
 use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
 
@@ -79,15 +78,17 @@ pub async fn record(
 }
 
 /// How a refused login names who tried: an existing account by its name, anything else (a
-/// mistyped name, or a password typed into the name field) only by a short SHA-256 prefix.
-pub fn login_actor(username: &str, exists: bool) -> String {
+/// mistyped name, or a password typed into the name field) only by a short HMAC under
+/// `key`, a key held in memory only. A plain hash could be reversed by a dictionary by
+/// anyone who reads the log; the HMAC still lets one process's rows be correlated.
+pub fn login_actor(key: &ring::hmac::Key, username: &str, exists: bool) -> String {
     if exists {
         username.to_owned()
     } else if username.is_empty() {
         "unknown user (empty)".to_owned()
     } else {
-        let h = sha2::Sha256::digest(username.as_bytes());
-        format!("unknown user sha256:{}", hex::encode(&h[..4]))
+        let tag = ring::hmac::sign(key, username.as_bytes());
+        format!("unknown user #{}", hex::encode(&tag.as_ref()[..4]))
     }
 }
 
@@ -457,10 +458,18 @@ mod tests {
     #[test]
     fn unknown_login_names_are_never_kept_raw() {
         let typed = "correct horse battery staple";
-        let a = login_actor(typed, false);
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"test key");
+        let a = login_actor(&key, typed, false);
         assert!(!a.contains(typed));
-        assert!(a.starts_with("unknown user sha256:"));
-        assert_eq!(a.len(), "unknown user sha256:".len() + 8);
-        assert_eq!(login_actor("admin", true), "admin");
+        assert!(a.starts_with("unknown user #"));
+        assert_eq!(a.len(), "unknown user #".len() + 8);
+        // Not the plain hash a dictionary could reverse.
+        let plain = <sha2::Sha256 as sha2::Digest>::digest(typed.as_bytes());
+        assert!(!a.contains(&hex::encode(&plain[..4])));
+        // Stable within a process (rows correlate), different under another key.
+        assert_eq!(a, login_actor(&key, typed, false));
+        let other = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"other key");
+        assert_ne!(a, login_actor(&other, typed, false));
+        assert_eq!(login_actor(&key, "admin", true), "admin");
     }
 }

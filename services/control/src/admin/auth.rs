@@ -16,7 +16,7 @@
 //!   can always log in. The state is per process; `bulwark-init admin unlock` is noticed
 //!   within [`UPKEEP_INTERVAL`].
 //! - A refused login never logs or audits the raw username unless it names a real account
-//!   ([`audit::login_actor`]); refusals are aggregated per address ([`audit::RefusalLog`]).
+//!   ([`audit::login_actor`], keyed); refusals are aggregated per address ([`audit::RefusalLog`]).
 
 use std::{
     collections::HashMap,
@@ -414,8 +414,9 @@ pub async fn login(
         unix_now(),
         state.cfg.login_form_ttl,
     )?;
-    let ip = addr.ip();
-    let address = ip.to_string();
+    // Throttled by address key: an IPv6 /64 is one address (one host has 2^64 of them).
+    let ip = bulwark_oauth::throttle::address_key(addr.ip());
+    let address = addr.ip().to_string();
     let username: String = form
         .get("username")
         .map(|u| u.trim().chars().take(64).collect())
@@ -431,7 +432,7 @@ pub async fn login(
             Ok(r) => r,
             Err(refusal) => {
                 // Whether the name is an account is not looked up for a throttled attempt.
-                let actor = audit::login_actor(&username, false);
+                let actor = audit::login_actor(&state.login_key, &username, false);
                 let (reason, message) = match refusal {
                     Refusal::Address { .. } => (
                         "throttled (address)",
@@ -470,12 +471,14 @@ pub async fn login(
             }
         })
         .await;
-    let actor = audit::login_actor(&username, exists);
+    let actor = audit::login_actor(&state.login_key, &username, exists);
     let ok = match verdict {
         Ok(joined) => joined.map_err(|e| AdminError::Internal(e.to_string()))?,
         Err(busy) => {
-            // The attempt stays counted: a flood that keeps the hashes busy runs into its
-            // own address limit and frees the turns for everyone else.
+            // No check ran, so this was no failed password: given back, or a flood from
+            // elsewhere that keeps the turns busy would back the real admin off. The flood
+            // itself stays bounded: every attempt of its that gets a turn counts.
+            state.throttle.released(reservation);
             tracing::warn!(user = %actor, address = %address, "admin login refused: password checks busy");
             audit::refused(
                 &state.pool,
@@ -625,10 +628,12 @@ pub async fn change_password(
             None,
         );
     }
-    let ip: IpAddr = session
-        .address
-        .parse()
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let ip: IpAddr = bulwark_oauth::throttle::address_key(
+        session
+            .address
+            .parse()
+            .unwrap_or(IpAddr::from([0, 0, 0, 0])),
+    );
     let reservation = match state.throttle.reserve(
         ip,
         &session.username,
@@ -674,6 +679,7 @@ pub async fn change_password(
     let outcome = match outcome {
         Ok(joined) => joined.map_err(|e| AdminError::Internal(e.to_string()))?,
         Err(busy) => {
+            state.throttle.released(reservation);
             let mut res = password_page(
                 &session,
                 StatusCode::TOO_MANY_REQUESTS,

@@ -180,8 +180,27 @@ impl Throttle {
         st.pairs.pop(&(r.user, r.ip));
     }
 
+    /// No check ran for this attempt (no turn was free): give it back without forgetting the
+    /// pair's earlier failures.
+    pub fn released(&self, r: Reservation) {
+        let mut st = self.lock();
+        if let Some(q) = st.addresses.peek_mut(&r.ip)
+            && let Some(i) = q.iter().position(|t| *t == r.at)
+        {
+            q.remove(i);
+        }
+        let key = (r.user, r.ip);
+        if let Some(p) = st.pairs.peek_mut(&key) {
+            p.failures = p.failures.saturating_sub(1);
+            if p.failures == 0 {
+                st.pairs.pop(&key);
+            }
+        }
+    }
+
     /// `user` was unlocked (or given a new password) from the command line at `at`: forget
-    /// every backoff of that user that began before then.
+    /// every backoff of that user that began before then, and the failure windows of the
+    /// addresses those backoffs were at (else the admin's own address could stay refused).
     pub fn unlocked(&self, user: &str, at: OffsetDateTime) {
         let mut st = self.lock();
         let stale: Vec<(String, IpAddr)> = st
@@ -191,6 +210,7 @@ impl Throttle {
             .map(|(k, _)| k.clone())
             .collect();
         for k in stale {
+            st.addresses.pop(&k.1);
             st.pairs.pop(&k);
         }
     }
@@ -204,23 +224,21 @@ impl Throttle {
 
 /// At most `permits` argon2 computations at a time; a caller waits at most `wait` for a turn.
 ///
-/// Each turn comes with one of `permits` argon2 work areas allocated once, up front (19 MiB
-/// each with the default parameters). Allocating per verification made glibc keep a freed
-/// 19 MiB area per blocking thread that ever hashed: a login storm grew control by hundreds
-/// of MB although only two hashes ran at a time. With the areas reused, the memory argon2
-/// holds is exactly `permits` areas, whatever the callers do.
+/// The hashes run on `permits` threads of their own, each with one argon2 work area
+/// allocated once (19 MiB with the default parameters), at a lower CPU priority (nice +10):
+/// - memory: allocating per verification made glibc keep a freed 19 MiB area per blocking
+///   thread that ever hashed, so a login storm grew control by hundreds of MB although only
+///   two hashes ran at a time; now argon2 holds exactly `permits` areas;
+/// - CPU: a login storm keeps the hash threads busy, and the token endpoint, which every
+///   service depends on, must still be answered at once; the kernel now prefers it.
 #[derive(Debug, Clone)]
 pub struct HashGate {
     permits: Arc<tokio::sync::Semaphore>,
-    areas: Arc<Mutex<Vec<Box<[argon2::Block]>>>>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
     wait: Duration,
 }
 
-/// Blocks of one argon2 work area: enough for the default parameters, which every hash
-/// Bulwark writes uses.
-fn work_area() -> Box<[argon2::Block]> {
-    vec![argon2::Block::default(); argon2::Params::default().block_count()].into_boxed_slice()
-}
+type Job = Box<dyn FnOnce(&mut [argon2::Block]) + Send>;
 
 /// No turn was free within the wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,20 +246,66 @@ pub struct Busy {
     pub retry_after: Duration,
 }
 
+/// The hash threads are gone (they never exit while the gate lives; a panic in a hash would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the password-hash threads stopped")]
+pub struct GateStopped;
+
+/// Blocks of one argon2 work area: enough for the default parameters, which every hash
+/// Bulwark writes uses.
+fn work_area() -> Box<[argon2::Block]> {
+    vec![argon2::Block::default(); argon2::Params::default().block_count()].into_boxed_slice()
+}
+
+/// Nice +10 for the calling thread. Best effort: where the kernel refuses, hashes simply
+/// run at normal priority.
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), 10) {
+        tracing::debug!(error = %e, "could not lower the priority of a password-hash thread");
+    }
+}
+
 impl HashGate {
     pub fn new(permits: usize, wait: Duration) -> Self {
         let permits = permits.max(1);
+        // Every job holds a permit, so at most `permits` are ever queued or running: the
+        // channel never blocks a sender.
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(permits);
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..permits {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    lower_priority();
+                    let mut area = work_area();
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(p) => p.into_inner().recv(),
+                        };
+                        match job {
+                            Ok(job) => job(&mut area),
+                            Err(_) => return, // the gate was dropped
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a password-hash thread");
+            }
+        }
         HashGate {
             permits: Arc::new(tokio::sync::Semaphore::new(permits)),
-            areas: Arc::new(Mutex::new((0..permits).map(|_| work_area()).collect())),
+            jobs,
             wait,
         }
     }
 
-    /// Run `f` (argon2 work) on the blocking pool once a permit is free. The permit moves into
-    /// the blocking task, so a caller that gives up (a dropped request) cannot free it while
-    /// the hash still runs.
-    pub async fn run<T, F>(&self, f: F) -> Result<Result<T, tokio::task::JoinError>, Busy>
+    /// Run `f` (argon2 work, given a work area) on a hash thread once a permit is free. The
+    /// permit moves into the job, so a caller that gives up (a dropped request) cannot free
+    /// it while the hash still runs.
+    pub async fn run<T, F>(&self, f: F) -> Result<Result<T, GateStopped>, Busy>
     where
         F: FnOnce(&mut [argon2::Block]) -> T + Send + 'static,
         T: Send + 'static,
@@ -256,37 +320,22 @@ impl HashGate {
                     });
                 }
             };
-        let areas = self.areas.clone();
-        Ok(tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let take = || match areas.lock() {
-                Ok(mut a) => a.pop(),
-                Err(p) => p.into_inner().pop(),
-            };
-            // A permit holder always finds an area (one per permit); should that ever not
-            // hold, a fresh one keeps the login working rather than failing it.
-            let mut area = take().unwrap_or_else(work_area);
-            let out = f(&mut area);
-            match areas.lock() {
-                Ok(mut a) => a.push(area),
-                Err(p) => p.into_inner().push(area),
-            }
-            out
-        })
-        .await)
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |area| {
+            let out = f(area);
+            // Freed before the answer, so a caller that sees its result sees the turn free.
+            drop(permit);
+            let _ = done.send(out);
+        });
+        if self.jobs.try_send(job).is_err() {
+            return Ok(Err(GateStopped));
+        }
+        Ok(result.await.map_err(|_| GateStopped))
     }
 
     /// Free permits; for tests.
     pub fn available(&self) -> usize {
         self.permits.available_permits()
-    }
-
-    /// Work areas not in use; for tests.
-    pub fn idle_areas(&self) -> usize {
-        match self.areas.lock() {
-            Ok(a) => a.len(),
-            Err(p) => p.into_inner().len(),
-        }
     }
 }
 
@@ -423,6 +472,44 @@ mod tests {
     }
 
     #[test]
+    fn an_attempt_that_found_no_turn_is_given_back() {
+        // backoff_after is 3 in settings(): three busy refusals in a row must not back the
+        // admin off, nor fill the address window.
+        let t = Throttle::new(settings());
+        let now = Instant::now();
+        for _ in 0..10 {
+            let r = t.reserve(ip(2), "admin", now, wall()).unwrap();
+            t.released(r);
+        }
+        assert_eq!(t.tracked(), (1, 0));
+        // Real failures still count, and a released attempt does not erase them.
+        for _ in 0..3 {
+            let _ = t.reserve(ip(2), "admin", now, wall()).unwrap();
+        }
+        assert!(matches!(
+            t.reserve(ip(2), "admin", now, wall()),
+            Err(Refusal::Backoff { .. })
+        ));
+    }
+
+    #[test]
+    fn an_unlock_also_clears_the_address_window_of_that_user() {
+        let t = Throttle::new(ThrottleSettings {
+            backoff_after: 1000,
+            ..settings()
+        });
+        let now = Instant::now();
+        let before = wall();
+        while t.reserve(ip(2), "admin", now, before).is_ok() {}
+        assert!(matches!(
+            t.reserve(ip(2), "admin", now, wall()),
+            Err(Refusal::Address { .. })
+        ));
+        t.unlocked("admin", wall());
+        assert!(t.reserve(ip(2), "admin", now, wall()).is_ok());
+    }
+
+    #[test]
     fn state_is_bounded_by_lru_eviction_not_wiped() {
         let t = Throttle::new(ThrottleSettings {
             capacity: NonZeroUsize::new(10).unwrap(),
@@ -497,10 +584,9 @@ mod tests {
     #[tokio::test]
     async fn every_turn_reuses_one_of_the_preallocated_work_areas() {
         let gate = HashGate::new(2, Duration::from_secs(5));
-        assert_eq!(gate.idle_areas(), 2);
         let blocks = argon2::Params::default().block_count();
         let mut seen = std::collections::HashSet::new();
-        for _ in 0..6 {
+        for _ in 0..8 {
             let (len, at) = gate
                 .run(|area| (area.len(), area.as_ptr() as usize))
                 .await
@@ -509,8 +595,24 @@ mod tests {
             assert_eq!(len, blocks);
             seen.insert(at);
         }
-        // Sequential turns take the same area back; never a new one.
-        assert_eq!(seen.len(), 1);
-        assert_eq!(gate.idle_areas(), 2);
+        // Only the two areas allocated at start are ever handed out.
+        assert!(!seen.is_empty() && seen.len() <= 2, "{} areas", seen.len());
+        assert_eq!(gate.available(), 2);
+    }
+
+    #[tokio::test]
+    async fn hashes_run_on_their_own_lower_priority_threads() {
+        let gate = HashGate::new(1, Duration::from_secs(5));
+        let (name, nice) = gate
+            .run(|_| {
+                let name = std::thread::current().name().map(str::to_owned);
+                let nice = rustix::process::getpriority_process(Some(rustix::thread::gettid()));
+                (name, nice)
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("argon2-0"));
+        assert_eq!(nice.unwrap(), 10);
     }
 }
