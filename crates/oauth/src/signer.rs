@@ -54,6 +54,30 @@ impl KeyFile {
         })
     }
 
+    /// Re-read the key file now, whatever its modification time says: called right after
+    /// this process itself replaced the key (a revoke must not leave it signing with the
+    /// revoked key until the next check). A file that fails to load keeps the current key.
+    pub fn reload_now(&self) {
+        let mut l = match self.loaded.write() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        l.checked = Instant::now();
+        let m = modified(&self.path);
+        match load(&self.path) {
+            Ok(k) => {
+                if k.kid() != l.key.kid() {
+                    tracing::info!(kid = k.kid(), "JWT signing key reloaded");
+                }
+                l.key = Arc::new(k);
+                l.modified = m;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "JWT signing key reload failed; keeping the current key")
+            }
+        }
+    }
+
     /// The key to sign with. Checks the file at most every `check_every`; a file that fails
     /// to load keeps the previous key in service.
     pub fn current(&self) -> Arc<SigningKey> {
@@ -87,5 +111,36 @@ impl KeyFile {
             Ok(l) => l.key.clone(),
             Err(p) => p.into_inner().key.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use bulwark_pki::jwt::JwtAlgorithm;
+
+    use super::*;
+
+    #[test]
+    fn reload_now_takes_a_replaced_key_before_the_next_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        let write = |k: &SigningKey| std::fs::write(&path, k.private_pem().expose()).unwrap();
+        let (a, b) = (
+            SigningKey::generate(JwtAlgorithm::Es256).unwrap(),
+            SigningKey::generate(JwtAlgorithm::Es256).unwrap(),
+        );
+        write(&a);
+        let file = KeyFile::open(&path, Duration::from_secs(3600)).unwrap();
+        write(&b);
+        // The periodic check is an hour away: still the old key...
+        assert_eq!(file.current().kid(), a.kid());
+        // ...until this process says it replaced it.
+        file.reload_now();
+        assert_eq!(file.current().kid(), b.kid());
+        // A broken file keeps the key in service.
+        std::fs::write(&path, "not a key").unwrap();
+        file.reload_now();
+        assert_eq!(file.current().kid(), b.kid());
     }
 }

@@ -98,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
         cfg.certs_dir.join("temporal-jwt-private.key"),
         cfg.reload_interval,
     )?);
+    let state_key = key.clone();
     let ttl = time::Duration::try_from(cfg.access_token_ttl).context("token TTL")?;
     let issuer = TokenIssuer::with_throttle(
         ClientStore::new(pool.clone()),
@@ -131,6 +132,10 @@ async fn main() -> anyhow::Result<()> {
     } else {
         Some(admin_state(&cfg, pool.clone(), ttl).await?)
     };
+    if let Some(a) = &admin {
+        // The page's rotations and revokes make the token endpoint re-read the key at once.
+        let _ = a.signer.set(state_key.clone());
+    }
     let metrics = Arc::new(Metrics::default());
     let state = AppState {
         issuer: Arc::new(issuer),

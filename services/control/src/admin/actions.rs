@@ -663,6 +663,7 @@ pub(crate) async fn rotate_jwt_steps(state: &AdminState, job: &Job) -> Result<St
         })
         .await
         .map_err(|e| e.to_string())??;
+        state.reload_signer();
         job.step(
             "switched",
             &format!(
@@ -766,6 +767,8 @@ pub(crate) async fn revoke_jwt_steps(state: &AdminState, job: &Job) -> Result<St
             .await
             .map_err(|e| e.to_string())??
     };
+    // Sign with the new key from this moment, not at the next periodic check.
+    state.reload_signer();
     let revoked = revocation.revoked.join(", ");
     job.step(
         "revoked",
@@ -778,7 +781,7 @@ pub(crate) async fn revoke_jwt_steps(state: &AdminState, job: &Job) -> Result<St
     .await;
     job.step(
         "tokens",
-        "static tokens and CLI profiles re-issued with the new key; bulwark-control signs with it within seconds",
+        "static tokens and CLI profiles re-issued with the new key; bulwark-control's token endpoint signs with it now",
     )
     .await;
 

@@ -139,6 +139,9 @@ pub struct Admin {
     pub(crate) login_key: ring::hmac::Key,
     /// Serialises every change to the certs directory.
     pub(crate) pki_lock: tokio::sync::Mutex<()>,
+    /// The token endpoint's signing key, when both run in one process: re-read as soon as a
+    /// rotation or revoke here switched the key.
+    pub signer: std::sync::OnceLock<Arc<bulwark_oauth::signer::KeyFile>>,
 }
 
 impl Admin {
@@ -164,11 +167,21 @@ impl Admin {
             refusals,
             login_key,
             pki_lock: tokio::sync::Mutex::new(()),
+            signer: std::sync::OnceLock::new(),
         }))
     }
 }
 
 pub type AdminState = Arc<Admin>;
+
+impl Admin {
+    /// The signing key changed on disk: make the token endpoint sign with it now.
+    pub(crate) fn reload_signer(&self) {
+        if let Some(k) = self.signer.get() {
+            k.reload_now();
+        }
+    }
+}
 
 /// Half the CPUs, at least one: argon2 saturates a core per hash, and the token endpoint
 /// (which every service depends on) must keep the rest during a login storm.
