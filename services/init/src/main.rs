@@ -111,6 +111,14 @@ enum Command {
         #[command(flatten)]
         settings: SettingsArgs,
     },
+    /// Emergency revoke (the admin page's "Revoke now", with the page down): a new JWT key
+    /// signs at once and is the only key in jwks.json; static tokens are re-issued.
+    RevokeJwtKey {
+        #[arg(long, env = "BULWARK_CERTS_DIR", default_value = "certs")]
+        dir: PathBuf,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -204,6 +212,24 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let settings = settings.into_settings()?;
             let report = bulwark_pki::generate(&dir, &settings, Mode::Rotate(&items), now)?;
             print_report(&dir, &report);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RevokeJwtKey { dir, settings } => {
+            let settings = settings.into_settings()?;
+            let r = bulwark_pki::revoke_jwt_key(&dir, &settings, now)?;
+            print_report(&dir, &r.report);
+            println!(
+                "kid {} signs now and is the only published key; revoked: {}",
+                r.kid,
+                if r.revoked.is_empty() {
+                    "-".to_owned()
+                } else {
+                    r.revoked.join(", ")
+                }
+            );
+            println!(
+                "Temporal refuses the revoked kids after its JWKS refresh; a running control signs with the new key within its reload interval"
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Database {

@@ -51,6 +51,39 @@ fn generate_verify_inspect_rotate() {
 }
 
 #[test]
+fn revoke_jwt_key_leaves_only_the_new_key_published() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("certs");
+    let d = dir.to_str().unwrap();
+    assert!(init(&["generate", "--out", d]).status.success());
+    let kids = || -> Vec<String> {
+        let jwks: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("jwks.json")).unwrap()).unwrap();
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let old = kids();
+    let token_before = std::fs::read_to_string(dir.join("system-token.jwt")).unwrap();
+    let out = init(&["revoke-jwt-key", "--dir", d]);
+    assert!(out.status.success(), "{}", text(&out));
+    let new = kids();
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert!(!old.contains(&new[0]), "the key did not change");
+    assert!(text(&out).contains(&old[0]), "{}", text(&out));
+    assert_ne!(
+        std::fs::read_to_string(dir.join("system-token.jwt")).unwrap(),
+        token_before,
+        "static tokens not re-issued"
+    );
+    let out = init(&["verify", "--dir", d]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
 fn bad_input_is_named_and_nothing_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("certs");
