@@ -115,6 +115,12 @@ def rss_mb(pid: int) -> float:
 
 
 def control_pid() -> int:
+    """bulwark-control's pid: BULWARK_CONTROL_PID (e.g. a container's main process, from
+    `podman inspect`), else the native stack's pid file."""
+    if ENV.get("BULWARK_CONTROL_PID"):
+        pid = int(ENV["BULWARK_CONTROL_PID"])
+        os.kill(pid, 0)
+        return pid
     run = Path(ENV["BULWARK_LOGS_DIR"]).parent / "run" / "bulwark-control.pid"
     pid = int(run.read_text().strip())
     os.kill(pid, 0)
