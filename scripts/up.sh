@@ -56,7 +56,10 @@ fi
 # psql_secret VAR FILE: a psql meta-command that sets :VAR to FILE's content, for a script
 # fed on stdin (so the value is never an argument). psql unescapes \ and '' in quoted \set
 # values, so both are escaped: an operator's own password may contain them.
-psql_secret() { printf "\\set %s '%s'\n" "$1" "$(sed -e 's/\\/\\\\/g' -e "s/'/''/g" "$2")"; }
+psql_secret() {
+  [[ $(wc -l <"$2") -le 1 && $(tr -d '\n' <"$2" | tr -cd '\r' | wc -c) -eq 0 ]] || die "$2 must hold one line"
+  printf "\\set %s '%s'\n" "$1" "$(tr -d '\n' <"$2" | sed -e 's/\\/\\\\/g' -e "s/'/''/g")"
+}
 
 secret_file() { # secret_file NAME -> path of a generated-once 0600 random secret
   local f="$SECRETS/$1"

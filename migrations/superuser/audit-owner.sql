@@ -42,7 +42,7 @@ END
 $$;
 
 CREATE OR REPLACE FUNCTION bulwark_audit.refuse_audit_drop() RETURNS event_trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     o record;
 BEGIN
@@ -55,10 +55,10 @@ BEGIN
 END
 $$;
 ALTER FUNCTION bulwark_audit.refuse_audit_drop() OWNER TO bulwark_audit_owner;
--- Both functions run with the caller's search_path unless pinned: the application owns
+-- Both functions (this one pinned in its CREATE, so a re-run never leaves it unpinned) run
+-- with the caller's search_path unless pinned: the application owns
 -- schema `public` and could put its own pg_event_trigger_dropped_objects() or LIKE operator
 -- first in its path and so blind the guard. pg_temp last: never searched for functions.
-ALTER FUNCTION bulwark_audit.refuse_audit_drop() SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION bulwark_audit.admin_audit_append_only() SET search_path = pg_catalog, pg_temp;
 
 DO $$

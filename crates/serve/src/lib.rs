@@ -422,7 +422,13 @@ impl Conn {
                         self.stats.closed(Closed::MaxAge);
                         conn.as_mut().graceful_shutdown();
                     }
-                    age.as_mut().reset(Instant::now() + self.limits.drain_timeout);
+                    // In-flight requests may legitimately run to the request timeout (the
+                    // API's long polls): give them that, plus the time to send the answer.
+                    let grace = self
+                        .limits
+                        .drain_timeout
+                        .max(self.limits.request_timeout + self.limits.response_send_timeout);
+                    age.as_mut().reset(Instant::now() + grace);
                 }
                 changed = self.phase.changed() => {
                     let phase = *self.phase.borrow_and_update();

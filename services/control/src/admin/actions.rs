@@ -647,7 +647,7 @@ pub(crate) async fn rotate_jwt_steps(state: &AdminState, job: &Job) -> Result<St
         let (d, s, o, n) = (dir.clone(), settings.clone(), old, next);
         // One hold of the directory lock for the switch and the tokens, so bulwark-init never
         // sees the new key beside tokens signed by the old one.
-        let (old, next, tokens) = tokio::task::spawn_blocking(move || {
+        let switched = tokio::task::spawn_blocking(move || {
             let lock = DirLock::acquire(&d).map_err(|e| e.to_string())?;
             switch_to_next(&lock, &s, &o, &n, retire_after)?;
             let ids: Vec<String> = TOKEN_IDS.iter().map(|s| (*s).to_owned()).collect();
@@ -661,9 +661,10 @@ pub(crate) async fn rotate_jwt_steps(state: &AdminState, job: &Job) -> Result<St
             .map_err(|e| e.to_string());
             Ok::<_, String>((o, n, tokens))
         })
-        .await
-        .map_err(|e| e.to_string())??;
+        .await;
+        // Also when a step after the switch failed: the key on disk may have changed.
         state.reload_signer();
+        let (old, next, tokens) = switched.map_err(|e| e.to_string())??;
         job.step(
             "switched",
             &format!(
@@ -763,12 +764,12 @@ pub(crate) async fn revoke_jwt_steps(state: &AdminState, job: &Job) -> Result<St
     let (revocation, old_token) = {
         let _guard = state.pki_lock.lock().await;
         let (d, s, c) = (dir.clone(), settings.clone(), claims.clone());
-        tokio::task::spawn_blocking(move || revoke_now(&d, &s, &c))
-            .await
-            .map_err(|e| e.to_string())??
+        let done = tokio::task::spawn_blocking(move || revoke_now(&d, &s, &c)).await;
+        // Sign with whatever key is on disk now, not at the next periodic check: also when a
+        // later step failed after the key was already replaced.
+        state.reload_signer();
+        done.map_err(|e| e.to_string())??
     };
-    // Sign with the new key from this moment, not at the next periodic check.
-    state.reload_signer();
     let revoked = revocation.revoked.join(", ");
     job.step(
         "revoked",

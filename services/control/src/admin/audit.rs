@@ -87,7 +87,10 @@ pub fn login_actor(key: &ring::hmac::Key, username: &str, exists: bool) -> Strin
     } else if username.is_empty() {
         "unknown user (empty)".to_owned()
     } else {
-        let tag = ring::hmac::sign(key, username.as_bytes());
+        // Domain-separated from the login CSRF values the same key signs.
+        let mut input = b"bulwark-login-actor\0".to_vec();
+        input.extend_from_slice(username.as_bytes());
+        let tag = ring::hmac::sign(key, &input);
         format!("unknown user #{}", hex::encode(&tag.as_ref()[..4]))
     }
 }

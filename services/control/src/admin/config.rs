@@ -128,7 +128,7 @@ impl AdminArgs {
         cfg.login_concurrency = self
             .login_concurrency
             .unwrap_or_else(super::default_login_concurrency)
-            .max(1);
+            .clamp(1, super::MAX_LOGIN_CONCURRENCY);
         cfg.login_queue_wait = self.login_queue_wait;
         cfg.login_tracked = self.login_tracked.max(1);
         cfg.login_form_ttl = self.login_form_ttl;

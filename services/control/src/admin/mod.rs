@@ -183,11 +183,15 @@ impl Admin {
     }
 }
 
-/// Half the CPUs, at least one: argon2 saturates a core per hash, and the token endpoint
-/// (which every service depends on) must keep the rest during a login storm.
+/// Half the CPUs, at least one and at most four: argon2 saturates a core per hash, and the
+/// token endpoint (which every service depends on) must keep the rest during a login storm.
+/// Each turn holds a 19 MiB work area from start-up, so the count is also a memory bound.
 pub fn default_login_concurrency() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4))
 }
+
+/// The most argon2 turns a setting may ask for (64 x 19 MiB = 1.2 GiB held from start-up).
+pub const MAX_LOGIN_CONCURRENCY: usize = 64;
 
 /// Errors of admin handlers. The page shows only the public message; details go to the log.
 #[derive(Debug, thiserror::Error)]

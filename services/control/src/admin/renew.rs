@@ -81,7 +81,10 @@ pub async fn run_once(state: &AdminState) -> Vec<String> {
             }
         }
     }
-    match pki_generate(state, None).await {
+    let generated = pki_generate(state, None).await;
+    // generate may have re-issued the JWT key itself (e.g. a changed algorithm).
+    state.reload_signer();
+    match generated {
         Ok(report) if report.changes.is_empty() => Vec::new(),
         Ok(report) => {
             let ids: Vec<String> = report.changes.iter().map(|c| c.id.clone()).collect();

@@ -83,6 +83,8 @@ pub struct Reservation {
     ip: IpAddr,
     user: String,
     at: Instant,
+    /// The pair's last failure before this attempt, restored if the attempt is released.
+    previous_failure: Option<Instant>,
 }
 
 impl Throttle {
@@ -160,12 +162,14 @@ impl Throttle {
             last_failure: now,
             since: wall,
         });
+        let previous_failure = (p.failures > 0).then_some(p.last_failure);
         p.failures = p.failures.saturating_add(1);
         p.last_failure = now;
         Ok(Reservation {
             ip,
             user: user.to_owned(),
             at: now,
+            previous_failure,
         })
     }
 
@@ -192,15 +196,21 @@ impl Throttle {
         let key = (r.user, r.ip);
         if let Some(p) = st.pairs.peek_mut(&key) {
             p.failures = p.failures.saturating_sub(1);
-            if p.failures == 0 {
-                st.pairs.pop(&key);
+            match r.previous_failure {
+                // The backoff runs from the last real failure, not from this non-attempt.
+                Some(t) if p.failures > 0 => p.last_failure = t,
+                _ if p.failures == 0 => {
+                    st.pairs.pop(&key);
+                }
+                _ => {}
             }
         }
     }
 
     /// `user` was unlocked (or given a new password) from the command line at `at`: forget
-    /// every backoff of that user that began before then, and the failure windows of the
-    /// addresses those backoffs were at (else the admin's own address could stay refused).
+    /// every backoff of that user that began before then. Address windows stay: clearing
+    /// them would hand every attacking address that tried this user a fresh budget; they
+    /// expire on their own, and the admin from another address is never refused by them.
     pub fn unlocked(&self, user: &str, at: OffsetDateTime) {
         let mut st = self.lock();
         let stale: Vec<(String, IpAddr)> = st
@@ -210,7 +220,6 @@ impl Throttle {
             .map(|(k, _)| k.clone())
             .collect();
         for k in stale {
-            st.addresses.pop(&k.1);
             st.pairs.pop(&k);
         }
     }
@@ -257,11 +266,14 @@ fn work_area() -> Box<[argon2::Block]> {
     vec![argon2::Block::default(); argon2::Params::default().block_count()].into_boxed_slice()
 }
 
-/// Nice +10 for the calling thread. Best effort: where the kernel refuses, hashes simply
-/// run at normal priority.
+/// Ten nice levels below the process (capped at 19) for the calling thread. Relative, so a
+/// process started with `nice` keeps its hashes below its token endpoint, and never raised
+/// above it even with CAP_SYS_NICE. Best effort: if the kernel refuses, hashes run at the
+/// process's priority.
 fn lower_priority() {
     let tid = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(tid), 10) {
+    let base = rustix::process::getpriority_process(None).unwrap_or(0);
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), (base + 10).min(19)) {
         tracing::debug!(error = %e, "could not lower the priority of a password-hash thread");
     }
 }
@@ -286,7 +298,16 @@ impl HashGate {
                             Err(p) => p.into_inner().recv(),
                         };
                         match job {
-                            Ok(job) => job(&mut area),
+                            // A panicking hash (e.g. the OS random source failing while a
+                            // new password is hashed) fails its caller only; the thread
+                            // stays, so the gate never runs out of threads. The area is safe
+                            // to reuse: argon2 writes every block before reading any.
+                            Ok(job) => {
+                                let run = std::panic::AssertUnwindSafe(|| job(&mut area));
+                                if std::panic::catch_unwind(run).is_err() {
+                                    tracing::error!("a password-hash job panicked");
+                                }
+                            }
                             Err(_) => return, // the gate was dropped
                         }
                     }
@@ -493,23 +514,6 @@ mod tests {
     }
 
     #[test]
-    fn an_unlock_also_clears_the_address_window_of_that_user() {
-        let t = Throttle::new(ThrottleSettings {
-            backoff_after: 1000,
-            ..settings()
-        });
-        let now = Instant::now();
-        let before = wall();
-        while t.reserve(ip(2), "admin", now, before).is_ok() {}
-        assert!(matches!(
-            t.reserve(ip(2), "admin", now, wall()),
-            Err(Refusal::Address { .. })
-        ));
-        t.unlocked("admin", wall());
-        assert!(t.reserve(ip(2), "admin", now, wall()).is_ok());
-    }
-
-    #[test]
     fn state_is_bounded_by_lru_eviction_not_wiped() {
         let t = Throttle::new(ThrottleSettings {
             capacity: NonZeroUsize::new(10).unwrap(),
@@ -613,6 +617,17 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(name.as_deref(), Some("argon2-0"));
-        assert_eq!(nice.unwrap(), 10);
+        let base = rustix::process::getpriority_process(None).unwrap();
+        assert_eq!(nice.unwrap(), (base + 10).min(19));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_hash_fails_its_caller_only() {
+        let gate = HashGate::new(1, Duration::from_secs(5));
+        let r = gate.run(|_| -> u8 { panic!("boom") }).await.unwrap();
+        assert_eq!(r, Err(GateStopped));
+        // The one thread is still there.
+        assert_eq!(gate.run(|_| 7).await.unwrap(), Ok(7));
+        assert_eq!(gate.available(), 1);
     }
 }
