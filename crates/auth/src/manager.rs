@@ -824,6 +824,11 @@ impl TokenManagerBuilder {
             // The endpoint is inside the appliance; an ambient HTTPS_PROXY
             // must not get to see client credentials.
             .no_proxy()
+            // Bulwark's listeners close a connection that sends no request for 10 s
+            // (BULWARK_HTTP_HEADER_TIMEOUT). Reusing one at that moment races the server's
+            // close, and the JWKS watch polls every 10 s, so it hit the race about once a
+            // minute; dropping idle connections first means every reuse is of a live one.
+            .pool_idle_timeout(Duration::from_secs(5))
             .user_agent(concat!("bulwark-auth/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &self.ca {
             let (pem, what) = match ca {
