@@ -63,6 +63,8 @@ fn hash(password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("argon2: {e}"))
 }
 
+/// Connect to the Bulwark database named by the URL file (it holds a password, so never a
+/// flag), retrying while it starts, and apply the migrations. Every database command uses it.
 pub async fn connect(
     url_file: &Path,
     connect_within: std::time::Duration,

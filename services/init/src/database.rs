@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, path::Path};
 
 use anyhow::Context;
-use bulwark_oauth::{ClientSecret, ClientStore, MIGRATOR, ScopeSet, deployment_secrets_file};
+use bulwark_oauth::{ClientSecret, ClientStore, ScopeSet, deployment_secrets_file};
 use bulwark_pki::{
     fs::{PendingFile, SECRET_MODE, write_all},
     names::Namespace,
@@ -83,16 +83,7 @@ pub async fn run(
     token_url: &str,
     namespaces: &[Namespace],
 ) -> anyhow::Result<()> {
-    let url = Zeroizing::new(
-        std::fs::read_to_string(url_file)
-            .with_context(|| format!("reading {}", url_file.display()))?,
-    );
-    let pool = bulwark_oauth::connect_with_retry(url.trim(), 2, connect_within)
-        .await
-        .context(
-            "connecting to the Bulwark database (check the URL file and that Postgres runs)",
-        )?;
-    MIGRATOR.run(&pool).await.context("applying migrations")?;
+    let pool = crate::admin::connect(url_file, connect_within).await?;
     tracing::info!("migrations applied");
     // Once an admin account exists the bootstrap file has done its job (and is deleted when
     // the password is changed): never write a new one that would not work.
