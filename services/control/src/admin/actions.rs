@@ -38,7 +38,7 @@ use super::{
     audit::{self, Outcome},
     auth::Session,
     inventory::{fmt_time, read_manifest},
-    jobs::{Job, JobState},
+    jobs::{Job, JobKind, JobState},
     probe, render,
 };
 
@@ -210,7 +210,7 @@ pub async fn rotate_cert(
             "{target:?} is not a leaf certificate of this appliance"
         )));
     }
-    let job = Job::create(&state.pool, "rotate-cert", &target, &session.username).await?;
+    let job = Job::create(&state.pool, JobKind::RotateCert, &target, &session.username).await?;
     let st = state.clone();
     let j = job.clone();
     tokio::spawn(async move { run_rotate_cert(st, j, target, session).await });
@@ -351,7 +351,7 @@ pub async fn rotate_tokens(
     confirmed(&form)?;
     let job = Job::create(
         &state.pool,
-        "reissue-tokens",
+        JobKind::ReissueTokens,
         "static tokens",
         &session.username,
     )
@@ -388,7 +388,7 @@ pub async fn rotate_jwt(
     confirmed(&form)?;
     let job = Job::create(
         &state.pool,
-        "rotate-jwt-key",
+        JobKind::RotateJwtKey,
         layout::JWT_KEY_ID,
         &session.username,
     )
@@ -701,7 +701,7 @@ pub async fn revoke_jwt(
     confirmed(&form)?;
     let job = Job::create(
         &state.pool,
-        "revoke-jwt-key",
+        JobKind::RevokeJwtKey,
         layout::JWT_KEY_ID,
         &session.username,
     )
@@ -855,7 +855,7 @@ pub async fn rotate_ca(
             "{target:?} is not an issuing CA; the root CA is rotated from the command line"
         )));
     }
-    let job = Job::create(&state.pool, "rotate-ca", &target, &session.username).await?;
+    let job = Job::create(&state.pool, JobKind::RotateCa, &target, &session.username).await?;
     let st = state.clone();
     let j = job.clone();
     tokio::spawn(async move {
@@ -927,7 +927,7 @@ pub async fn finish_ca(
     let view = super::jobs::get(&state.pool, id)
         .await?
         .ok_or(AdminError::NotFound)?;
-    if view.kind != "rotate-ca" || view.state != "waiting" {
+    if view.kind != JobKind::RotateCa || view.state != JobState::Waiting {
         return Err(AdminError::BadRequest(
             "this job is not waiting to end a CA overlap".into(),
         ));

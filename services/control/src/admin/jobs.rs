@@ -1,6 +1,8 @@
 //! Multi-step rotations as persistent jobs with visible progress. A job's log lines are
 //! identifiers, fingerprints and kids only, never secret values.
 
+use std::fmt;
+
 use axum::{
     extract::{Path, State},
     response::Response,
@@ -9,8 +11,56 @@ use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{AdminError, AdminState, auth::Session, inventory::fmt_time, render};
+use super::{AdminError, AdminState, action::Action, auth::Session, inventory::fmt_time, render};
 
+/// What a job row does (its `kind` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    RotateCert,
+    ReissueTokens,
+    RotateJwtKey,
+    RevokeJwtKey,
+    /// Begins an overlap; the job then waits for the operator to end it.
+    RotateCa,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 5] = [
+        JobKind::RotateCert,
+        JobKind::ReissueTokens,
+        JobKind::RotateJwtKey,
+        JobKind::RevokeJwtKey,
+        JobKind::RotateCa,
+    ];
+
+    /// The audit action of the same name.
+    pub fn action(self) -> Action {
+        match self {
+            JobKind::RotateCert => Action::RotateCert,
+            JobKind::ReissueTokens => Action::ReissueTokens,
+            JobKind::RotateJwtKey => Action::RotateJwtKey,
+            JobKind::RevokeJwtKey => Action::RevokeJwtKey,
+            JobKind::RotateCa => Action::RotateCa,
+        }
+    }
+
+    /// The name stored in the database: the same as the audit action's.
+    pub fn as_str(self) -> &'static str {
+        self.action().as_str()
+    }
+
+    pub fn parse(s: &str) -> Option<JobKind> {
+        JobKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a job is (its `state` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
     Running,
@@ -21,6 +71,13 @@ pub enum JobState {
 }
 
 impl JobState {
+    pub const ALL: [JobState; 4] = [
+        JobState::Running,
+        JobState::Waiting,
+        JobState::Succeeded,
+        JobState::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Running => "running",
@@ -29,6 +86,24 @@ impl JobState {
             JobState::Failed => "failed",
         }
     }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job row holds a kind or state this build does not know (written by another version).
+#[derive(Debug, thiserror::Error)]
+#[error("admin_jobs.{column} holds {value:?}, which this bulwark-control does not know")]
+pub struct UnknownName {
+    column: &'static str,
+    value: String,
 }
 
 /// Handle on one job row.
@@ -41,17 +116,18 @@ pub struct Job {
 impl Job {
     pub async fn create(
         pool: &PgPool,
-        kind: &str,
+        kind: JobKind,
         target: &str,
         by: &str,
     ) -> Result<Job, AdminError> {
         let id = Uuid::new_v4();
         sqlx::query(
-            "INSERT INTO admin_jobs (id, kind, target, state, stage, started_by) VALUES ($1, $2, $3, 'running', 'starting', $4)",
+            "INSERT INTO admin_jobs (id, kind, target, state, stage, started_by) VALUES ($1, $2, $3, $4, 'starting', $5)",
         )
         .bind(id.to_string())
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(target)
+        .bind(JobState::Running.as_str())
         .bind(by)
         .execute(pool)
         .await?;
@@ -113,9 +189,9 @@ pub async fn fail_interrupted(pool: &PgPool) -> Result<u64, AdminError> {
 #[derive(Debug, Clone)]
 pub struct JobView {
     pub id: String,
-    pub kind: String,
+    pub kind: JobKind,
     pub target: String,
-    pub state: String,
+    pub state: JobState,
     pub stage: String,
     pub log: Vec<String>,
     pub error: String,
@@ -124,12 +200,24 @@ pub struct JobView {
     pub updated_at: String,
 }
 
+fn parsed<T>(
+    r: &sqlx::postgres::PgRow,
+    column: &'static str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, sqlx::Error> {
+    let value: String = r.try_get(column)?;
+    parse(&value).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(UnknownName { column, value }),
+    })
+}
+
 fn view(r: &sqlx::postgres::PgRow) -> Result<JobView, sqlx::Error> {
     Ok(JobView {
         id: r.try_get("id")?,
-        kind: r.try_get("kind")?,
+        kind: parsed(r, "kind", JobKind::parse)?,
         target: r.try_get("target")?,
-        state: r.try_get("state")?,
+        state: parsed(r, "state", JobState::parse)?,
         stage: r.try_get("stage")?,
         log: r.try_get("log")?,
         error: r.try_get::<Option<String>, _>("error")?.unwrap_or_default(),
@@ -178,7 +266,38 @@ pub async fn page(
     render(&JobPage {
         user: session.username,
         csrf: session.csrf,
-        refresh: job.state == "running",
+        refresh: job.state == JobState::Running,
         job,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_states_keep_their_stored_names() {
+        let kinds: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "rotate-cert",
+                "reissue-tokens",
+                "rotate-jwt-key",
+                "revoke-jwt-key",
+                "rotate-ca"
+            ]
+        );
+        let states: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(states, ["running", "waiting", "succeeded", "failed"]);
+        for k in JobKind::ALL {
+            assert_eq!(JobKind::parse(k.as_str()), Some(k));
+        }
+        for s in JobState::ALL {
+            assert_eq!(JobState::parse(s.as_str()), Some(s));
+        }
+        // The CA finish is an audit action, never a job kind.
+        assert_eq!(JobKind::parse("rotate-ca-finish"), None);
+        assert_eq!(JobState::parse("Running"), None);
+    }
 }

@@ -5,6 +5,7 @@
 //! Rotations call `bulwark-pki` for the material and add what the page needs on top: staged
 //! JWT key rotation, CA bundle overlap, propagation checks, the audit log.
 
+pub mod action;
 pub mod actions;
 pub mod audit;
 pub mod auth;

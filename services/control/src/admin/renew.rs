@@ -42,7 +42,14 @@ pub async fn run_once(state: &AdminState) -> Vec<String> {
         })
         .is_some_and(|s| s != Status::Valid);
     if jwt_due {
-        match Job::create(&state.pool, "rotate-jwt-key", "jwt-key", ACTOR).await {
+        match Job::create(
+            &state.pool,
+            super::jobs::JobKind::RotateJwtKey,
+            "jwt-key",
+            ACTOR,
+        )
+        .await
+        {
             Ok(job) => {
                 let r = rotate_jwt_steps(state, &job).await;
                 let (outcome, detail) = match &r {
