@@ -78,6 +78,28 @@ pub enum Error {
         "{path} is held by another writer (bulwark-init or bulwark-control) and was not released within {waited_secs}s; retry once it has finished"
     )]
     Locked { path: PathBuf, waited_secs: u64 },
+
+    /// A leaf re-issue was asked for an item that is not a leaf certificate (a CA, a bundle,
+    /// a token, or an unknown id).
+    #[error("{0:?} is not a leaf certificate of this appliance")]
+    NotALeaf(String),
+
+    /// A CA overlap was asked for something other than an issuing CA. The root CA is
+    /// rotated from the command line (`bulwark-init rotate ca`).
+    #[error("{0:?} is not an issuing CA; the root CA is rotated from the command line")]
+    NotAnIssuingCa(String),
+
+    /// A prepared JWT key switch no longer applies: the signing key or the pending next key
+    /// changed since `prepare` (typically an emergency revoke meanwhile). Nothing was changed.
+    #[error(
+        "the signing key changed while this rotation waited (kid {kid} signs now, e.g. after a revoke); nothing was switched"
+    )]
+    SigningKeyChanged { kid: String },
+
+    /// Ending a CA overlap would leave a trust bundle without the CA that issues the current
+    /// certificates. Nothing was changed.
+    #[error("{file} does not contain the current {ca}; not changing it")]
+    BundleLacksCurrentCa { ca: String, file: PathBuf },
 }
 
 /// Why a JWT was rejected.

@@ -25,6 +25,7 @@ use crate::{
     layout::{self, CertSpec},
     lock::DirLock,
     manifest::{Entry, ItemKind, MANIFEST_FILE, Manifest, RetiredKey},
+    rotate::{self, ManualClock},
     settings::Settings,
 };
 
@@ -123,29 +124,25 @@ pub fn revoke_jwt_key(dir: &Path, settings: &Settings, now: OffsetDateTime) -> R
     revoke_jwt_key_locked(&lock, settings, now)
 }
 
-/// [`revoke_jwt_key`] for a caller that already holds the directory's lock.
+/// [`revoke_jwt_key`] for a caller that already holds the directory's lock. The same as
+/// [`rotate::jwt::revoke`] at a fixed time; kept for callers that have no clock.
 pub fn revoke_jwt_key_locked(
     lock: &DirLock,
     settings: &Settings,
     now: OffsetDateTime,
 ) -> Result<Revocation> {
-    let published = |dir: &Path| -> Result<Vec<String>> {
-        Ok(match pfs::read_optional(&dir.join(layout::JWKS))? {
-            Some(bytes) => serde_json::from_slice::<Jwks>(&bytes)
-                .map(|j| j.keys.into_iter().map(|k| k.kid).collect())
-                .unwrap_or_default(),
-            None => Vec::new(),
-        })
-    };
-    let before = published(lock.dir())?;
+    rotate::jwt::revoke(lock, settings, &ManualClock::new(now))
+}
+
+/// The write half of an emergency revoke: the JWT key is replaced and no earlier key stays
+/// published. [`rotate::jwt::revoke`] wraps it.
+pub(crate) fn revoke_run(
+    lock: &DirLock,
+    settings: &Settings,
+    now: OffsetDateTime,
+) -> Result<Report> {
     let ids = [layout::JWT_KEY_ID.to_owned()];
-    let report = run(lock, settings, Mode::Rotate(&ids), now, true)?;
-    let after = published(lock.dir())?;
-    Ok(Revocation {
-        report,
-        kid: after.first().cloned().unwrap_or_default(),
-        revoked: before.into_iter().filter(|k| !after.contains(k)).collect(),
-    })
+    run(lock, settings, Mode::Rotate(&ids), now, true)
 }
 
 fn run(
@@ -203,6 +200,14 @@ fn run(
         });
     }
 
+    // Kids in the jwks.json this run writes, to discard a pending next key that is not among them.
+    let published: Option<(String, Vec<String>)> = signing.as_ref().map(|(key, _, retired)| {
+        let kids = std::iter::once(key.kid())
+            .chain(retired.iter().map(|r| r.jwk.kid.as_str()))
+            .map(str::to_owned)
+            .collect();
+        (key.kid().to_owned(), kids)
+    });
     let retired = signing.map(|(_, _, retired)| retired).unwrap_or_default();
     let manifest = Manifest {
         version: 1,
@@ -226,6 +231,14 @@ fn run(
         }
     }
     pfs::write_all(dir, &files)?;
+    if let Some((current, kids)) = &published {
+        if rotate::jwt::discard_stale_next(dir, current, kids)?.is_some() {
+            run.changes.push(Change {
+                id: layout::JWT_KEY_ID.to_owned(),
+                reason: "unpublished next key discarded",
+            });
+        }
+    }
     for c in &run.changes {
         tracing::info!(item = %c.id, reason = c.reason, "issued");
     }
@@ -251,7 +264,7 @@ fn public(name: String, contents: impl Into<Vec<u8>>) -> PendingFile {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -495,7 +508,12 @@ impl Run<'_> {
     /// Trust bundles: the CA certificates one side accepts for client authentication. After
     /// an intermediate is renewed the bundle trusts old and new until the old one expires.
     fn bundles(&mut self, cas: &HashMap<String, CaState>) {
-        for (id, file, ca_id) in layout::BUNDLES {
+        for layout::TrustBundle {
+            id,
+            file,
+            ca: ca_id,
+        } in layout::TRUST_BUNDLES
+        {
             let Some(ca) = cas.get(ca_id) else { continue };
             let mut certs: Vec<CertInfo> = vec![ca.info.clone()];
             let path = self.path(file);
@@ -645,7 +663,7 @@ impl Run<'_> {
                     // Tokens signed by the old key stay verifiable until they expire.
                     retired.push(RetiredKey {
                         jwk: prev.jwk().clone(),
-                        retire_after: self.now + self.settings.token_ttl,
+                        retire_after: rotate::jwt::retire_after(self.settings, self.now),
                     });
                 }
                 self.files.push(secret(
@@ -660,17 +678,7 @@ impl Run<'_> {
             (None, None) => return None,
         };
         retired.retain(|k| k.jwk.kid != key.kid());
-        let jwks = Jwks {
-            keys: std::iter::once(key.jwk().clone())
-                .chain(retired.iter().map(|r| r.jwk.clone()))
-                .collect(),
-        };
-        let jwks_json = {
-            let mut v = serde_json::to_vec_pretty(&jwks).unwrap_or_default();
-            v.push(b'\n');
-            v
-        };
-        self.files.push(public(layout::JWKS.into(), jwks_json));
+        self.files.push(rotate::jwt::jwks_file(&key, &retired));
 
         let mut entry = self.entry(id, ItemKind::JwtSigningKey, pub_file, renewed);
         entry.key_path = Some(priv_file.into());
@@ -688,7 +696,11 @@ impl Run<'_> {
         };
         let mut out = Vec::new();
         for scope in Scope::ALL {
-            let (id, file, sub) = layout::token(scope);
+            let layout::StaticToken {
+                id,
+                file,
+                subject: sub,
+            } = layout::token(scope);
             let path = self.path(file);
             let expected_perms = scope.permissions(&self.settings.namespaces);
             let Some(existing) = self.read(file) else {

@@ -22,22 +22,78 @@ pub const INTERNODE_CA: &str = "internode-ca";
 pub const CLIENT_CA: &str = "client-ca";
 pub const SERVER_CA: &str = "server-ca";
 
-/// `(item id, file, CA whose certificates it holds)`. The internode bundle is the only trust
-/// the internode port accepts; the client bundle the only trust the frontend accepts for
-/// client certificates. Neither contains the root, so no certificate from the other domain
-/// can chain to it.
-pub const BUNDLES: [(&str, &str, &str); 2] = [
-    ("internode-trust", "internode-trust.pem", INTERNODE_CA),
-    ("client-trust", "client-trust.pem", CLIENT_CA),
+/// The pending next JWT signing key while it is published but not yet signing.
+pub const JWT_NEXT: &str = crate::rotate::jwt::NEXT_KEY_FILE;
+
+/// A trust bundle: the CA certificates one side accepts for client authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustBundle {
+    /// Item id in the manifest.
+    pub id: &'static str,
+    pub file: &'static str,
+    /// The issuing CA whose certificates (current, and the previous one during an overlap)
+    /// the bundle holds.
+    pub ca: &'static str,
+}
+
+/// The internode bundle is the only trust the internode port accepts; the client bundle the
+/// only trust the frontend accepts for client certificates. Neither contains the root, so no
+/// certificate from the other domain can chain to it. The server CA has no bundle: clients
+/// trust the root.
+pub const TRUST_BUNDLES: [TrustBundle; 2] = [
+    TrustBundle {
+        id: "internode-trust",
+        file: "internode-trust.pem",
+        ca: INTERNODE_CA,
+    },
+    TrustBundle {
+        id: "client-trust",
+        file: "client-trust.pem",
+        ca: CLIENT_CA,
+    },
 ];
 
-/// `(item id, file, sub)` for a static token.
-pub fn token(scope: Scope) -> (&'static str, &'static str, &'static str) {
-    match scope {
-        Scope::System => ("system-token", "system-token.jwt", "bulwark-system"),
-        Scope::Worker => ("worker-token", "worker-token.jwt", "bulwark-worker"),
-        Scope::Client => ("client-token", "client-token.jwt", "bulwark-client"),
-    }
+/// [`TRUST_BUNDLES`] as `(item id, file, CA)` tuples. Kept only until bulwark-control's
+/// admin actions move to [`crate::rotate::ca`]; new code uses [`TRUST_BUNDLES`].
+pub const BUNDLES: [(&str, &str, &str); 2] = [
+    (
+        TRUST_BUNDLES[0].id,
+        TRUST_BUNDLES[0].file,
+        TRUST_BUNDLES[0].ca,
+    ),
+    (
+        TRUST_BUNDLES[1].id,
+        TRUST_BUNDLES[1].file,
+        TRUST_BUNDLES[1].ca,
+    ),
+];
+
+/// The trust bundle that holds `ca_id`'s certificates, if it has one.
+pub fn trust_bundle(ca_id: &str) -> Option<TrustBundle> {
+    TRUST_BUNDLES.into_iter().find(|b| b.ca == ca_id)
+}
+
+/// A static token item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticToken {
+    /// Item id in the manifest.
+    pub id: &'static str,
+    pub file: &'static str,
+    /// The token's `sub` claim.
+    pub subject: &'static str,
+}
+
+/// The item ids of the three static tokens, in [`Scope::ALL`] order.
+pub const STATIC_TOKEN_IDS: [&str; 3] = ["system-token", "worker-token", "client-token"];
+
+/// Where the static token of `scope` lives and whom it names.
+pub fn token(scope: Scope) -> StaticToken {
+    let (id, file, subject) = match scope {
+        Scope::System => (STATIC_TOKEN_IDS[0], "system-token.jwt", "bulwark-system"),
+        Scope::Worker => (STATIC_TOKEN_IDS[1], "worker-token.jwt", "bulwark-worker"),
+        Scope::Client => (STATIC_TOKEN_IDS[2], "client-token.jwt", "bulwark-client"),
+    };
+    StaticToken { id, file, subject }
 }
 
 /// How one certificate item is issued.
@@ -206,9 +262,9 @@ pub fn cert_specs(s: &Settings) -> Vec<CertSpec> {
 /// Every item id `rotate` accepts.
 pub fn item_ids(s: &Settings) -> Vec<String> {
     let mut ids: Vec<String> = cert_specs(s).into_iter().map(|c| c.id).collect();
-    ids.extend(BUNDLES.iter().map(|b| b.0.to_owned()));
+    ids.extend(TRUST_BUNDLES.iter().map(|b| b.id.to_owned()));
     ids.push(JWT_KEY_ID.into());
-    ids.extend(Scope::ALL.iter().map(|s| token(*s).0.to_owned()));
+    ids.extend(STATIC_TOKEN_IDS.iter().map(|id| (*id).to_owned()));
     ids.push(CLI_CONFIG_ID.into());
     ids
 }
@@ -258,4 +314,29 @@ pub fn render_cli_config(s: &Settings, dir: &Path, tokens: &[(Scope, String)]) -
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_ids_follow_the_scopes() {
+        let ids: Vec<&str> = Scope::ALL.iter().map(|s| token(*s).id).collect();
+        assert_eq!(ids, STATIC_TOKEN_IDS);
+        for s in Scope::ALL {
+            assert_eq!(token(s).file, format!("{}.jwt", token(s).id));
+        }
+    }
+
+    #[test]
+    fn bundle_lookup_by_ca() {
+        assert_eq!(trust_bundle(CLIENT_CA).map(|b| b.id), Some("client-trust"));
+        assert_eq!(
+            trust_bundle(INTERNODE_CA).map(|b| b.file),
+            Some("internode-trust.pem")
+        );
+        assert_eq!(trust_bundle(SERVER_CA), None);
+        assert_eq!(BUNDLES[1], ("client-trust", "client-trust.pem", CLIENT_CA));
+    }
 }

@@ -19,6 +19,7 @@ pub mod layout;
 pub mod lock;
 pub mod manifest;
 pub mod names;
+pub mod rotate;
 pub mod settings;
 pub mod trust;
 pub mod verify;

@@ -19,7 +19,12 @@ pub struct Settings {
     pub intermediate_lifetime: Duration,
     pub leaf_lifetime: Duration,
     pub jwt_key_lifetime: Duration,
+    /// Static token lifetime.
     pub token_ttl: Duration,
+    /// Lifetime of the access tokens bulwark-control's token endpoint mints with the same
+    /// signing key. A retired key stays published until the longer of the two has passed
+    /// ([`crate::rotate::jwt::retire_after`]).
+    pub access_token_ttl: Duration,
     renew_fraction: f64,
     pub key_algorithm: KeyAlgorithm,
     pub jwt_algorithm: JwtAlgorithm,
@@ -57,6 +62,7 @@ impl Default for Settings {
             leaf_lifetime: Duration::days(30),
             jwt_key_lifetime: Duration::days(90),
             token_ttl: Duration::hours(24),
+            access_token_ttl: Duration::minutes(15),
             renew_fraction: 2.0 / 3.0,
             key_algorithm: KeyAlgorithm::default(),
             jwt_algorithm: JwtAlgorithm::default(),
@@ -121,6 +127,7 @@ impl Settings {
         positive("leaf lifetime", self.leaf_lifetime)?;
         positive("JWT key lifetime", self.jwt_key_lifetime)?;
         positive("token TTL", self.token_ttl)?;
+        positive("access token TTL", self.access_token_ttl)?;
         if self.leaf_lifetime > self.intermediate_lifetime
             || self.intermediate_lifetime > self.ca_lifetime
         {

@@ -296,8 +296,46 @@ impl Checker<'_> {
                 }
             }
         }
+        self.next_key(id, key.as_ref(), jwks.as_ref());
         self.lifetime(entry);
         jwks
+    }
+
+    /// A pending next key (a rotation between publish and switch) must already be published,
+    /// or switching to it would get its tokens refused, and must not be the signing key.
+    fn next_key(&mut self, id: &str, signing: Option<&SigningKey>, jwks: Option<&Jwks>) {
+        let file = layout::JWT_NEXT;
+        let Ok(Some(bytes)) = pfs::read_optional(&self.dir.join(file)) else {
+            return;
+        };
+        self.secret_mode(id, file);
+        let next = match std::str::from_utf8(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(SigningKey::from_pem)
+        {
+            Ok(k) => k,
+            Err(e) => {
+                self.error(id, format!("{file}: {e}"));
+                return;
+            }
+        };
+        if signing.is_some_and(|s| s.kid() == next.kid()) {
+            self.error(
+                id,
+                format!("{file} holds the signing key itself (a switch that did not finish)"),
+            );
+        } else if let Some(j) = jwks {
+            if j.find(next.kid()) != Some(next.jwk()) {
+                self.error(
+                    id,
+                    format!(
+                        "{file} (kid {}) is pending but not published in {}; run the rotation again to republish it",
+                        next.kid(),
+                        layout::JWKS
+                    ),
+                );
+            }
+        }
     }
 
     fn token(&mut self, entry: &Entry, jwks: Option<&Jwks>) {
@@ -318,7 +356,7 @@ impl Checker<'_> {
             Ok(claims) => {
                 let scope_ok = crate::jwt::Scope::ALL
                     .iter()
-                    .any(|s| layout::token(*s).0 == id && s.as_str() == claims.scope);
+                    .any(|s| layout::token(*s).id == id && s.as_str() == claims.scope);
                 if !scope_ok {
                     self.error(
                         id,
