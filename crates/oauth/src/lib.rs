@@ -26,50 +26,9 @@ pub use secret::ClientSecret;
 pub use store::{Client, ClientStore};
 pub use throttle::{ThrottleReason, ThrottleSettings, Throttled};
 
-/// The Bulwark database migrations (`migrations/`), applied by `bulwark-init`.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
-
-/// Connect to the Bulwark database, retrying with backoff for up to `within`: at start-up
-/// the database (or the name that reaches it, in a container network) may not answer yet.
-/// An answer from the server (e.g. authentication failed) or a malformed URL fails at once.
-/// Each failure is logged with its error only, never the URL, which holds a password.
-pub async fn connect_with_retry(
-    url: &str,
-    max_connections: u32,
-    within: std::time::Duration,
-) -> Result<sqlx::PgPool, Error> {
-    use std::time::Duration;
-    let deadline = tokio::time::Instant::now() + within;
-    let mut wait = Duration::from_millis(250);
-    let mut attempt = 1u32;
-    loop {
-        let result = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await;
-        match result {
-            Ok(pool) => return Ok(pool),
-            // The server answered (wrong password, no such database) or the URL is malformed:
-            // waiting will not change that.
-            Err(e @ (sqlx::Error::Database(_) | sqlx::Error::Configuration(_))) => {
-                return Err(Error::Database(e));
-            }
-            Err(e) if tokio::time::Instant::now() + wait < deadline => {
-                tracing::warn!(
-                    error = %e,
-                    attempt,
-                    retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                    "connecting to the Bulwark database failed; retrying"
-                );
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-                attempt += 1;
-            }
-            Err(e) => return Err(Error::Database(e)),
-        }
-    }
-}
+// Only until bulwark-control and bulwark-init name `bulwark_db` themselves; then remove.
+#[doc(hidden)]
+pub use bulwark_db::{MIGRATOR, connect_with_retry};
 
 /// Errors of client management and key loading. Never carries a secret.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,0 @@
-//! `sqlx::migrate!` embeds `migrations/` at compile time; rebuild when that directory
-//! changes, or a new migration would silently be missing from the binary.
-fn main() {
-    println!("cargo:rerun-if-changed=../../migrations");
-}
