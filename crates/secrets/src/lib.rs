@@ -59,7 +59,7 @@ pub use reference::{
 };
 pub use resolver::{DEFAULT_CACHE_TTL, DEFAULT_DEPLOYMENT_SECRET, Resolver, ResolverBuilder};
 pub use secret::{REDACTED, Secret};
-pub use store::postgres::{MIGRATOR, PostgresConfig};
+pub use store::postgres::PostgresConfig;
 pub use store::vault::{VaultConfig, VaultToken};
 pub use store::{
     EnvStore, FileStore, MasterKey, MasterKeyring, PostgresStore, RewrapReport, SecretMap,

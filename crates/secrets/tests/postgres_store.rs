@@ -1,13 +1,15 @@
 //! The encrypted, versioned Postgres store against a real Postgres.
 //!
-//! Needs `BULWARK_TEST_DATABASE_URL`; each test works in its own uniquely named schema.
-//! Without the variable the tests print "skipped" and pass, unless `BULWARK_REQUIRE_DB=1`.
+//! Needs `BULWARK_TEST_DATABASE_URL`; each test works in its own throwaway database, in a
+//! named schema (so the store's `schema` setting is exercised too). Without the variable the
+//! tests print "skipped" and pass, unless `BULWARK_REQUIRE_DB=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 
 use std::time::Duration;
 
+use bulwark_db::testing::TestDatabase;
 use bulwark_secrets::*;
 use common::{PLANTED, assert_clean, fresh_pg, key, pg_store};
 use sqlx::Row;
@@ -25,7 +27,7 @@ fn pw(m: &SecretMap) -> &str {
 
 #[tokio::test]
 async fn round_trip_versions_pinned_reads_and_listing() {
-    let Some((store, schema, _)) = fresh_pg("round_trip", MasterKeyring::new(key())).await else {
+    let Some((_db, store, _, _)) = fresh_pg(MasterKeyring::new(key())).await else {
         return;
     };
     assert_eq!(
@@ -75,12 +77,11 @@ async fn round_trip_versions_pinned_reads_and_listing() {
         store.put_version("../x", &fields(&[("a", "b")])).await,
         Err(SecretsError::InvalidKey { .. })
     ));
-    common::drop_schema(&store, &schema).await;
 }
 
 #[tokio::test]
 async fn concurrent_writers_get_distinct_versions() {
-    let Some((store, schema, _)) = fresh_pg("concurrent", MasterKeyring::new(key())).await else {
+    let Some((_db, store, _, _)) = fresh_pg(MasterKeyring::new(key())).await else {
         return;
     };
     let store = std::sync::Arc::new(store);
@@ -99,12 +100,11 @@ async fn concurrent_writers_get_distinct_versions() {
     }
     got.sort();
     assert_eq!(got, (1..=8).collect::<Vec<_>>());
-    common::drop_schema(&store, &schema).await;
 }
 
 #[tokio::test]
 async fn table_holds_no_plaintext() {
-    let Some((store, schema, _)) = fresh_pg("no_plaintext", MasterKeyring::new(key())).await else {
+    let Some((_db, store, _, _)) = fresh_pg(MasterKeyring::new(key())).await else {
         return;
     };
     store
@@ -134,12 +134,11 @@ async fn table_holds_no_plaintext() {
             "{col} holds plaintext"
         );
     }
-    common::drop_schema(&store, &schema).await;
 }
 
 #[tokio::test]
 async fn soft_delete_hides_every_version_and_can_be_restored() {
-    let Some((store, schema, _)) = fresh_pg("soft_delete", MasterKeyring::new(key())).await else {
+    let Some((_db, store, schema, _)) = fresh_pg(MasterKeyring::new(key())).await else {
         return;
     };
     store
@@ -186,7 +185,6 @@ async fn soft_delete_hides_every_version_and_can_be_restored() {
         3
     );
     assert_eq!(pw(&store.get("gh").await.unwrap()), "v3");
-    common::drop_schema(&store, &schema).await;
 }
 
 fn pg_clone(store: &PostgresStore, _schema: &str) -> PostgresStore {
@@ -202,7 +200,7 @@ fn pg_clone(store: &PostgresStore, _schema: &str) -> PostgresStore {
 
 #[tokio::test]
 async fn wrong_master_key_fails_closed() {
-    let Some((store, schema, url)) = fresh_pg("wrong_key", MasterKeyring::new(key())).await else {
+    let Some((_db, store, schema, url)) = fresh_pg(MasterKeyring::new(key())).await else {
         return;
     };
     store
@@ -238,12 +236,11 @@ async fn wrong_master_key_fails_closed() {
         "{e}"
     );
     assert_clean("resolver error", &format!("{e} {e:?}"));
-    common::drop_schema(&store, &schema).await;
 }
 
 #[tokio::test]
 async fn tampered_or_swapped_rows_fail_integrity() {
-    let Some((store, schema, _)) = fresh_pg("tamper", MasterKeyring::new(key())).await else {
+    let Some((_db, store, _, _)) = fresh_pg(MasterKeyring::new(key())).await else {
         return;
     };
     store
@@ -302,7 +299,6 @@ async fn tampered_or_swapped_rows_fail_integrity() {
 
     // Untouched rows still read.
     assert_eq!(pw(&store.get("b").await.unwrap()), "bravo");
-    common::drop_schema(&store, &schema).await;
 }
 
 #[tokio::test]
@@ -310,7 +306,7 @@ async fn master_key_rotation_rewraps_and_keeps_every_version_readable() {
     let old = MasterKey::generate().unwrap().1;
     let new = MasterKey::generate().unwrap().1;
     let k = |s: &Secret| MasterKey::from_text(s.expose()).unwrap();
-    let Some((store, schema, url)) = fresh_pg("rotation", MasterKeyring::new(k(&old))).await else {
+    let Some((_db, store, schema, url)) = fresh_pg(MasterKeyring::new(k(&old))).await else {
         return;
     };
     store
@@ -392,13 +388,11 @@ async fn master_key_rotation_rewraps_and_keeps_every_version_readable() {
     // And the old key alone can no longer read anything.
     let e = store.get("gh").await.unwrap_err();
     assert!(matches!(e, SecretsError::UnknownMasterKey { .. }), "{e:?}");
-    common::drop_schema(&store, &schema).await;
 }
 
 #[tokio::test]
 async fn rewrap_without_the_old_key_reports_it() {
-    let Some((store, schema, url)) = fresh_pg("rewrap_missing", MasterKeyring::new(key())).await
-    else {
+    let Some((_db, store, schema, url)) = fresh_pg(MasterKeyring::new(key())).await else {
         return;
     };
     store
@@ -408,13 +402,11 @@ async fn rewrap_without_the_old_key_reports_it() {
     let other = pg_store(&url, &schema, "default", MasterKeyring::new(key()));
     let e = other.rewrap().await.unwrap_err();
     assert!(matches!(e, SecretsError::UnknownMasterKey { .. }), "{e:?}");
-    common::drop_schema(&store, &schema).await;
 }
 
 #[tokio::test]
 async fn rotated_value_is_seen_by_the_resolver_without_restart() {
-    let Some((store, schema, url)) = fresh_pg("resolver_rotation", MasterKeyring::new(key())).await
-    else {
+    let Some((_db, _, schema, url)) = fresh_pg(MasterKeyring::new(key())).await else {
         return;
     };
     let mk = MasterKey::generate().unwrap().1;
@@ -452,7 +444,6 @@ async fn rotated_value_is_seen_by_the_resolver_without_restart() {
         .unwrap();
     r.invalidate(&basic_ref("gh"));
     assert_eq!(get().await, "three", "seen after invalidation");
-    common::drop_schema(&store, &schema).await;
 }
 
 #[tokio::test]
@@ -478,9 +469,10 @@ async fn unreachable_database_is_unavailable_not_not_found() {
 
 #[tokio::test]
 async fn configured_from_a_component_file() {
-    let Some(url) = common::database_url("component") else {
+    let Some(db) = TestDatabase::empty("secrets").await else {
         return;
     };
+    let url = db.url().to_owned();
     let schema = common::unique_schema();
     let dir = tempfile::tempdir().unwrap();
     let (_, key_text) = MasterKey::generate().unwrap();
@@ -523,5 +515,4 @@ async fn configured_from_a_component_file() {
     let store = pg_store(&url, &schema, "default", MasterKeyring::new(key()));
     let v = store.versions("gh").await.unwrap();
     assert_eq!(v[0].key_id, "k2026-01", "explicit key id recorded");
-    common::drop_schema(&store, &schema).await;
 }

@@ -41,9 +41,6 @@ use crate::secret::Secret;
 /// Component type name.
 pub const KIND: &str = "bulwark.secretstores.postgres";
 
-/// The migrations of the Bulwark database (the `migrations/` directory, embedded).
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
-
 const KEY_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 
@@ -449,7 +446,8 @@ impl PostgresStore {
         }
     }
 
-    /// Creates the schema (if one is configured) and applies [`MIGRATOR`].
+    /// Creates the schema (if one is configured) and applies the Bulwark migrations
+    /// ([`bulwark_db::MIGRATOR`]).
     pub async fn migrate(&self) -> Result<()> {
         if let Some(schema) = &self.schema {
             // `schema` was validated as [a-z_][a-z0-9_]*, so quoting it is safe.
@@ -458,13 +456,16 @@ impl PostgresStore {
                 .await
                 .map_err(|e| self.db_err(e))?;
         }
-        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(e) => self.db_err(e),
-            other => SecretsError::Unavailable {
-                store: self.name.clone(),
-                reason: format!("migration failed: {other}"),
-            },
-        })
+        bulwark_db::MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => self.db_err(e),
+                other => SecretsError::Unavailable {
+                    store: self.name.clone(),
+                    reason: format!("migration failed: {other}"),
+                },
+            })
     }
 
     /// Writes `value` as a new version of `key`; returns the version number.

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use bulwark_db::testing::TestDatabase;
 use bulwark_secrets::{MasterKey, MasterKeyring, PostgresConfig, PostgresStore};
 
 pub mod vault_standin;
@@ -19,27 +20,6 @@ pub fn assert_clean(what: &str, text: &str) {
     );
 }
 
-/// The test database URL, or `None` (after printing a skip notice) when unset.
-/// Panics when unset and `BULWARK_REQUIRE_DB=1`.
-pub fn database_url(test: &str) -> Option<String> {
-    match std::env::var("BULWARK_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("BULWARK_REQUIRE_DB").as_deref() == Ok("1") {
-                panic!("{test}: BULWARK_REQUIRE_DB=1 but BULWARK_TEST_DATABASE_URL is not set");
-            }
-            // Written straight to stderr so the notice shows even under the test harness's
-            // output capture.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "{test}: skipped: BULWARK_TEST_DATABASE_URL not set"
-            );
-            None
-        }
-    }
-}
-
 /// A fresh, uniquely named schema for one test.
 pub fn unique_schema() -> String {
     format!("bulwark_secrets_test_{}", uuid::Uuid::new_v4().simple())
@@ -52,19 +32,17 @@ pub fn pg_store(url: &str, schema: &str, name: &str, keys: MasterKeyring) -> Pos
     PostgresStore::connect_lazy(name, cfg, keys).expect("store")
 }
 
-/// A migrated store in a fresh schema; `None` when the DB is not configured.
-pub async fn fresh_pg(test: &str, keys: MasterKeyring) -> Option<(PostgresStore, String, String)> {
-    let url = database_url(test)?;
+/// A throwaway database (dropped with the returned guard) and a store migrated into a
+/// fresh schema of it, with the database's URL; `None` when the test is skipped.
+pub async fn fresh_pg(
+    keys: MasterKeyring,
+) -> Option<(TestDatabase, PostgresStore, String, String)> {
+    let db = TestDatabase::empty("secrets").await?;
+    let url = db.url().to_owned();
     let schema = unique_schema();
     let store = pg_store(&url, &schema, "default", keys);
     store.migrate().await.expect("migrate");
-    Some((store, schema, url))
-}
-
-pub async fn drop_schema(store: &PostgresStore, schema: &str) {
-    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .execute(store.pool())
-        .await;
+    Some((db, store, schema, url))
 }
 
 pub fn key() -> MasterKey {
