@@ -1,0 +1,182 @@
+//! The route handlers: authorize the caller's scope, validate, call the backend.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State, rejection::JsonRejection},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    AppState, MAX_BODY,
+    backend::{Outcome, StartRequest, Status},
+    error::ApiError,
+    openapi::openapi_document,
+    validate::StartBody,
+};
+
+fn new_id() -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("wf-{n:x}")
+}
+
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<StartBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let claims = state.verifier.authorize(&headers, "workflows:start")?;
+    let Json(body) = body.map_err(|e| match e {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type: application/json",
+        ),
+        JsonRejection::BytesRejection(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request bodies are limited to {MAX_BODY} bytes"),
+            )
+        }
+        other => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!(
+                "the body is not a valid start request: {}",
+                other.body_text()
+            ),
+        ),
+    })?;
+    let new = body
+        .into_new(new_id)
+        .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m))?;
+    let started = state
+        .backend
+        .start(StartRequest {
+            workflow_type: new.workflow_type.clone(),
+            workflow_id: new.workflow_id,
+            task_queue: new.task_queue,
+            input: new.input,
+        })
+        .await?;
+    tracing::info!(caller = %claims.sub, workflow_type = %new.workflow_type, workflow_id = %started.workflow_id, "workflow started");
+    Ok((StatusCode::CREATED, Json(started)).into_response())
+}
+
+pub(crate) async fn describe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    state.verifier.authorize(&headers, "workflows:read")?;
+    Ok(Json(state.backend.describe(&id).await?).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ResultQuery {
+    timeout: Option<String>,
+}
+
+pub(crate) async fn result(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ResultQuery>,
+) -> Result<Response, ApiError> {
+    state.verifier.authorize(&headers, "workflows:read")?;
+    let wait = match q.timeout.as_deref() {
+        None => Duration::from_secs(30),
+        Some(t) => humantime::parse_duration(t).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "timeout must be a duration such as 30s or 2m",
+            )
+        })?,
+    }
+    .min(state.max_wait);
+    Ok(match state.backend.result(&id, wait).await? {
+        Outcome::Completed(v) => Json(json!({"workflow_id": id, "status": "completed", "result": v})).into_response(),
+        Outcome::Failed { failure_type, message } => {
+            Json(json!({"workflow_id": id, "status": "failed", "failure": {"type": failure_type, "message": message}})).into_response()
+        }
+        Outcome::Other(s) => Json(json!({"workflow_id": id, "status": s})).into_response(),
+        Outcome::StillRunning => (StatusCode::ACCEPTED, Json(json!({"workflow_id": id, "status": "running"}))).into_response(),
+    })
+}
+
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    state.verifier.authorize(&headers, "workflows:cancel")?;
+    state.backend.cancel(&id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"workflow_id": id, "status": "cancel_requested"})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    state.verifier.authorize(&headers, "workflows:read")?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(s.parse::<Status>().map_err(|_| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "status must be one of running, completed, failed, canceled, terminated, continued_as_new, timed_out")
+        })?),
+    };
+    let items = state
+        .backend
+        .list(status, q.limit.unwrap_or(100).min(1000))
+        .await?;
+    Ok(Json(json!({"workflows": items})).into_response())
+}
+
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    if !state.verifier.has_keys() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no JWKS loaded\n",
+        )
+            .into_response();
+    }
+    match state.backend.ready().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response(),
+    }
+}
+
+pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+pub(crate) async fn openapi() -> Json<serde_json::Value> {
+    Json(openapi_document())
+}
