@@ -7,17 +7,10 @@ use std::{path::PathBuf, process::ExitCode};
 
 mod admin;
 mod database;
+mod pki;
 
-use anyhow::Context;
-use bulwark_pki::{
-    Mode, Settings,
-    cli::PkiArgs,
-    manifest::{MANIFEST_FILE, Manifest},
-    names::Namespace,
-    verify::{Severity, verify_dir},
-};
+use bulwark_pki::{Settings, cli::PkiArgs, names::Namespace, rotate::SystemClock};
 use clap::{Args, Parser, Subcommand};
-use time::OffsetDateTime;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -101,7 +94,8 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-    /// Replace the named items (and what depends on them) even if they are valid.
+    /// Replace the named items (and what depends on them) even if they are valid. `jwt-key`
+    /// switches at once; the old key stays published until its tokens have expired.
     Rotate {
         /// Item ids as listed by `inspect` (e.g. temporal-server, jwt-key, client-token).
         #[arg(required = true)]
@@ -168,13 +162,20 @@ struct SettingsArgs {
         default_value = "localhost:7233"
     )]
     temporal_address: String,
+    /// Lifetime of bulwark-control's access tokens: a replaced JWT key stays published until
+    /// the longer of this and the static token TTL has passed.
+    #[arg(long, env = "BULWARK_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = bulwark_pki::cli::duration)]
+    access_token_ttl: time::Duration,
 }
 
 impl SettingsArgs {
     fn into_settings(self) -> anyhow::Result<Settings> {
-        Ok(self
+        let mut s = self
             .pki
-            .into_settings(self.issuer, Some(self.temporal_address))?)
+            .into_settings(self.issuer, Some(self.temporal_address))?;
+        s.access_token_ttl = self.access_token_ttl;
+        s.validate()?;
+        Ok(s)
     }
 }
 
@@ -191,17 +192,14 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let now = OffsetDateTime::now_utc();
+    let clock = SystemClock;
     match command {
         Command::Generate {
             out,
             force,
             settings,
         } => {
-            let settings = settings.into_settings()?;
-            let mode = if force { Mode::Force } else { Mode::Missing };
-            let report = bulwark_pki::generate(&out, &settings, mode, now)?;
-            print_report(&out, &report);
+            pki::generate(&out, &settings.into_settings()?, force, &clock)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Rotate {
@@ -209,27 +207,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             dir,
             settings,
         } => {
-            let settings = settings.into_settings()?;
-            let report = bulwark_pki::generate(&dir, &settings, Mode::Rotate(&items), now)?;
-            print_report(&dir, &report);
+            pki::rotate(&dir, &settings.into_settings()?, &items, &clock)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::RevokeJwtKey { dir, settings } => {
-            let settings = settings.into_settings()?;
-            let r = bulwark_pki::revoke_jwt_key(&dir, &settings, now)?;
-            print_report(&dir, &r.report);
-            println!(
-                "kid {} signs now and is the only published key; revoked: {}",
-                r.kid,
-                if r.revoked.is_empty() {
-                    "-".to_owned()
-                } else {
-                    r.revoked.join(", ")
-                }
-            );
-            println!(
-                "Temporal refuses the revoked kids after its JWKS refresh; a running control signs with the new key within its reload interval"
-            );
+            pki::revoke_jwt_key(&dir, &settings.into_settings()?, &clock)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Database {
@@ -295,107 +277,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { dir, renew_at } => {
-            let problems = verify_dir(&dir, now, renew_at);
-            let errors = problems
-                .iter()
-                .filter(|p| p.severity == Severity::Error)
-                .count();
-            for p in &problems {
-                println!("{p}");
-            }
-            if errors == 0 {
-                println!(
-                    "ok: {} is valid ({} warnings)",
-                    dir.display(),
-                    problems.len()
-                );
-                Ok(ExitCode::SUCCESS)
-            } else {
-                println!("FAILED: {errors} problems in {}", dir.display());
-                Ok(ExitCode::FAILURE)
-            }
-        }
+        Command::Verify { dir, renew_at } => Ok(pki::verify(&dir, renew_at, &clock)),
         Command::Inspect {
             dir,
             json,
             renew_at,
         } => {
-            let path = dir.join(MANIFEST_FILE);
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            let manifest: Manifest = serde_json::from_slice(&bytes)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            let mut rows: Vec<_> = manifest
-                .items
-                .iter()
-                .map(|e| (e.status(now, renew_at), e.days_left(now), e))
-                .collect();
-            rows.sort_by_key(|(status, days, _)| (*status, days.unwrap_or(i64::MAX)));
-            if json {
-                let items: Vec<_> = rows
-                    .iter()
-                    .map(|(status, days, e)| {
-                        let mut v = serde_json::to_value(e).unwrap_or_default();
-                        v["status"] = serde_json::to_value(status).unwrap_or_default();
-                        v["days_left"] = serde_json::to_value(days).unwrap_or_default();
-                        v
-                    })
-                    .collect();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "items": items }))?
-                );
-            } else {
-                println!(
-                    "{:<18} {:<16} {:<10} {:>9} {:>4}  {:<22} FINGERPRINT/KID",
-                    "ITEM", "KIND", "STATUS", "DAYS LEFT", "GEN", "NOT AFTER"
-                );
-                for (status, days, e) in rows {
-                    let status = serde_json::to_value(status)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
-                    let kind = serde_json::to_value(e.kind)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
-                    let na = e
-                        .not_after
-                        .and_then(|t| {
-                            t.format(&time::format_description::well_known::Rfc3339)
-                                .ok()
-                        })
-                        .unwrap_or_else(|| "-".into());
-                    let days = days.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
-                    let id = e
-                        .kid
-                        .clone()
-                        .unwrap_or_else(|| e.fingerprint.chars().take(16).collect());
-                    println!(
-                        "{:<18} {:<16} {:<10} {:>9} {:>4}  {:<22} {}",
-                        e.id, kind, status, days, e.generation, na, id
-                    );
-                }
-            }
+            pki::inspect(&dir, json, renew_at, &clock)?;
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-fn print_report(dir: &std::path::Path, report: &bulwark_pki::Report) {
-    if report.changes.is_empty() {
-        println!("{}: everything valid, nothing changed", dir.display());
-    }
-    for c in &report.changes {
-        println!("{:<18} {}", c.id, c.reason);
-    }
-    if !report.files_written.is_empty() {
-        println!(
-            "wrote {} files in {}",
-            report.files_written.len(),
-            dir.display()
-        );
     }
 }
 

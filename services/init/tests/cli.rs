@@ -84,6 +84,71 @@ fn revoke_jwt_key_leaves_only_the_new_key_published() {
 }
 
 #[test]
+fn rotate_jwt_key_switches_at_once_and_keeps_the_old_key_published() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("certs");
+    let d = dir.to_str().unwrap();
+    assert!(init(&["generate", "--out", d]).status.success());
+    let kids = || -> Vec<String> {
+        let jwks: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("jwks.json")).unwrap()).unwrap();
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let old = kids();
+    let token_before = std::fs::read_to_string(dir.join("worker-token.jwt")).unwrap();
+    let out = init(&[
+        "rotate",
+        "jwt-key",
+        "temporal-server",
+        "--dir",
+        d,
+        "--access-token-ttl",
+        "48h",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let new = kids();
+    assert_eq!(new.len(), 2, "{new:?}");
+    assert_eq!(
+        new[1], old[0],
+        "the old key stays published after the new one"
+    );
+    assert!(
+        text(&out).contains(&format!("kid {} signs now", new[0])),
+        "{}",
+        text(&out)
+    );
+    for id in ["jwt-key", "worker-token", "temporal-server"] {
+        assert!(text(&out).contains(id), "{id}: {}", text(&out));
+    }
+    assert_ne!(
+        std::fs::read_to_string(dir.join("worker-token.jwt")).unwrap(),
+        token_before,
+        "static tokens not re-issued"
+    );
+    assert!(!dir.join("temporal-jwt-next.key").exists());
+    // The longer access token TTL decides the retirement (48 h + 1 min, not the 24 h tokens).
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let retire = m["retired_keys"][0]["retire_after"].as_str().unwrap();
+    let retire =
+        time::OffsetDateTime::parse(retire, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    let left = retire - time::OffsetDateTime::now_utc();
+    assert!(
+        left > time::Duration::hours(47)
+            && left <= time::Duration::hours(48) + time::Duration::minutes(1),
+        "{left}"
+    );
+    let out = init(&["verify", "--dir", d]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
 fn bad_input_is_named_and_nothing_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("certs");
