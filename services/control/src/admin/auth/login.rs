@@ -22,7 +22,12 @@ use super::{
     session::{LOGIN_COOKIE, SESSION_COOKIE, Session, cookie, set_cookie},
     sha256,
 };
-use crate::admin::{AdminError, AdminState, audit, render, throttle::Refusal};
+use crate::admin::{
+    AdminError, AdminState,
+    audit::{self, Action, AuditEntry, Outcome},
+    render,
+    throttle::Refusal,
+};
 
 /// Generic failure message: never says whether the user exists or is backing off.
 const LOGIN_FAILED: &str = "Invalid username or password, or the account is temporarily locked.";
@@ -273,15 +278,15 @@ pub async fn login(
     .execute(&state.pool)
     .await?;
     tracing::info!(user = %username, address = %address, "admin login");
-    audit::record(
-        &state.pool,
-        &username,
-        "login",
-        "",
-        audit::Outcome::Success,
-        "",
-        &address,
-    )
+    AuditEntry {
+        actor: &username,
+        action: Action::Login,
+        target: "",
+        outcome: Outcome::Success,
+        detail: "",
+        address: &address,
+    }
+    .record(&state.pool)
     .await;
     let mut res = Redirect::to("/admin/").into_response();
     let h = res.headers_mut();

@@ -17,7 +17,11 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use super::{bootstrap::remove_bootstrap_file, ceil_secs, session::Session};
-use crate::admin::{AdminError, AdminState, audit, render};
+use crate::admin::{
+    AdminError, AdminState,
+    audit::{Action, AuditEntry, Outcome},
+    render,
+};
 
 /// Shortest and longest accepted new password (characters; the form caps at 1024).
 pub(super) const MIN_PASSWORD: usize = 12;
@@ -210,15 +214,15 @@ pub async fn change_password(
         }
     };
     let Some(hash) = outcome else {
-        audit::record(
-            &state.pool,
-            &session.username,
-            "change-password",
-            &session.username,
-            audit::Outcome::Failure,
-            "wrong current password",
-            &session.address,
-        )
+        AuditEntry {
+            actor: &session.username,
+            action: Action::ChangePassword,
+            target: &session.username,
+            outcome: Outcome::Failure,
+            detail: "wrong current password",
+            address: &session.address,
+        }
+        .record(&state.pool)
         .await;
         return password_page(
             &session,
@@ -247,15 +251,15 @@ pub async fn change_password(
         .rows_affected();
     tx.commit().await?;
     tracing::info!(user = %session.username, other_sessions_ended = ended, "admin password changed");
-    audit::record(
-        &state.pool,
-        &session.username,
-        "change-password",
-        &session.username,
-        audit::Outcome::Success,
-        &format!("{ended} other sessions ended"),
-        &session.address,
-    )
+    AuditEntry {
+        actor: &session.username,
+        action: Action::ChangePassword,
+        target: &session.username,
+        outcome: Outcome::Success,
+        detail: &format!("{ended} other sessions ended"),
+        address: &session.address,
+    }
+    .record(&state.pool)
     .await;
     if session.username == state.cfg.admin_user {
         remove_bootstrap_file(&state.cfg);

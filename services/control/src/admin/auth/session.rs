@@ -12,7 +12,10 @@ use sqlx::Row;
 use subtle::ConstantTimeEq;
 
 use super::sha256;
-use crate::admin::{AdminError, AdminState, audit};
+use crate::admin::{
+    AdminError, AdminState,
+    audit::{Action, AuditEntry, Outcome},
+};
 
 pub const SESSION_COOKIE: &str = "__Host-bulwark_session";
 pub const LOGIN_COOKIE: &str = "__Host-bulwark_login";
@@ -146,15 +149,15 @@ pub async fn logout(
         .bind(&session.id_hash)
         .execute(&state.pool)
         .await?;
-    audit::record(
-        &state.pool,
-        &session.username,
-        "logout",
-        "",
-        audit::Outcome::Success,
-        "",
-        &session.address,
-    )
+    AuditEntry {
+        actor: &session.username,
+        action: Action::Logout,
+        target: "",
+        outcome: Outcome::Success,
+        detail: "",
+        address: &session.address,
+    }
+    .record(&state.pool)
     .await;
     Ok(LoginRequired.into_response())
 }
