@@ -5,6 +5,21 @@
 # Python venv for the end-to-end suites. A second run installs and builds nothing.
 source "$(dirname "$0")/lib.sh"
 
+# The pinned Rust (rust-toolchain.toml) first: rustup resolves it for every cargo call in the
+# repository, so a missing toolchain is named here instead of failing the first build.
+rust_channel=$(sed -n 's/^channel *= *"\([^"]*\)".*/\1/p' "$ROOT/rust-toolchain.toml")
+[[ -n $rust_channel ]] || die "no channel in rust-toolchain.toml"
+if have rustup; then
+  # RUSTUP_AUTO_INSTALL=0: asking which rustc is active must not start a download.
+  if ! (cd "$ROOT" && RUSTUP_AUTO_INSTALL=0 rustc --version 2>/dev/null) | grep -q "^rustc $rust_channel "; then
+    log "installing Rust $rust_channel with rustfmt and clippy (rust-toolchain.toml)"
+    rustup toolchain install "$rust_channel" --profile minimal -c rustfmt -c clippy \
+      || die "Rust $rust_channel (rust-toolchain.toml) is not installed and rustup could not install it"
+  fi
+elif ! rustc --version 2>/dev/null | grep -q "^rustc $rust_channel "; then
+  log "warning: no rustup, and $(rustc --version 2>&1) is not the pinned $rust_channel (rust-toolchain.toml)"
+fi
+
 need_apt=()
 [[ -n $PG_BIN && -x $PG_BIN/initdb ]] || need_apt+=(postgresql)
 have protoc  || need_apt+=(protobuf-compiler)
