@@ -1,0 +1,278 @@
+//! The OAuth2 token endpoint (client-credentials grant): size limits checked before the body
+//! is read, client credentials from Basic or the form, RFC 6749 error bodies.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::{
+    Form, Json,
+    extract::{ConnectInfo, DefaultBodyLimit, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, Version, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{MethodRouter, post},
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use bulwark_oauth::{GrantError, TokenRequest};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::{AppState, MAX_AUTHORIZATION_BYTES, MAX_TOKEN_BODY_BYTES};
+
+/// `POST /oauth/token`. Sizes are checked before the body is read; the body limit also holds
+/// for bodies that announce no length (chunked), whose overflow surfaces as a form rejection.
+pub(crate) fn route(state: &AppState) -> MethodRouter<AppState> {
+    post(token)
+        .layer(DefaultBodyLimit::max(MAX_TOKEN_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), token_sizes))
+}
+
+/// An RFC 6749 section 5.2 JSON error body with the no-store headers.
+fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
+    let body = serde_json::json!({"error": code, "error_description": description});
+    let mut res = (status, Json(body)).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+const BODY_TOO_LARGE: &str = "the request body is too large";
+
+/// Refuse an oversized `Authorization` header (431) or announced body (413) before the
+/// handler reads anything.
+async fn token_sizes(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let auth_len = req
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.len())
+        .sum::<usize>();
+    if auth_len > MAX_AUTHORIZATION_BYTES {
+        return too_large(
+            &state,
+            req.version(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "the Authorization header is too large",
+        );
+    }
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_TOKEN_BODY_BYTES as u64) {
+        return too_large(
+            &state,
+            req.version(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            BODY_TOO_LARGE,
+        );
+    }
+    next.run(req).await
+}
+
+fn too_large(
+    state: &AppState,
+    version: Version,
+    status: StatusCode,
+    description: &str,
+) -> Response {
+    state.metrics.inc(
+        "bulwark_control_token_errors_total",
+        "{error=\"invalid_request\"}".to_owned(),
+    );
+    tracing::debug!(status = status.as_u16(), "token request refused: too large");
+    let mut res = oauth_error(status, "invalid_request", description);
+    // The rest of an oversized body is not worth reading: close an HTTP/1 connection after
+    // this (HTTP/2 has no such header; the stream is reset instead).
+    if version < Version::HTTP_2 {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
+}
+
+/// RFC 6749 section 5.2 error response. Only fixed strings reach the client.
+struct OAuthError(GrantError);
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = match self.0 {
+            GrantError::InvalidClient => StatusCode::UNAUTHORIZED,
+            GrantError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            GrantError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let mut res = oauth_error(status, self.0.code(), &self.0.to_string());
+        let h = res.headers_mut();
+        if let GrantError::InvalidClient = self.0 {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"bulwark-control\""),
+            );
+        }
+        if let GrantError::RateLimited(t) = self.0 {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(t.retry_after_secs()));
+        }
+        res
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct TokenForm {
+    grant_type: Option<String>,
+    scope: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for TokenForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenForm")
+            .field("grant_type", &self.grant_type)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "..."))
+            .finish()
+    }
+}
+
+type Credentials = (String, Zeroizing<String>);
+
+/// RFC 6749 2.3.1: Basic credentials are form-urlencoded before base64. The header's size
+/// was bounded by [`token_sizes`].
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<Credentials>, GrantError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad = GrantError::InvalidClient;
+    let value = value.to_str().map_err(|_| bad.clone())?;
+    let Some(b64) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
+        return Err(bad);
+    };
+    let decoded = STANDARD.decode(b64.trim()).map_err(|_| bad.clone())?;
+    let text = Zeroizing::new(String::from_utf8(decoded).map_err(|_| bad.clone())?);
+    let (id, secret) = text.split_once(':').ok_or(bad.clone())?;
+    let unescape = |s: &str| form_unescape(s).ok_or(bad.clone());
+    Ok(Some((unescape(id)?, Zeroizing::new(unescape(secret)?))))
+}
+
+fn form_unescape(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+async fn token(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    version: Version,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let form = match form {
+        Ok(Form(f)) => Ok(f),
+        // A body without a Content-Length that ran past the limit.
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return too_large(
+                &state,
+                version,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                BODY_TOO_LARGE,
+            );
+        }
+        Err(_) => Err(GrantError::InvalidRequest(
+            "the body must be application/x-www-form-urlencoded with grant_type=client_credentials",
+        )),
+    };
+    let result = match form {
+        Ok(form) => issue(&state, peer.ip(), &headers, form).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(t) => {
+            state.metrics.inc(
+                "bulwark_control_tokens_issued_total",
+                format!("{{client=\"{}\"}}", t.client_id),
+            );
+            tracing::info!(client = %t.client_id, scope = %t.scope, "token issued");
+            let body = serde_json::json!({
+                "access_token": t.access_token,
+                "token_type": "Bearer",
+                "expires_in": t.expires_in,
+                "scope": t.scope,
+            });
+            let mut res = Json(body).into_response();
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res.headers_mut()
+                .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            res
+        }
+        Err(e) => {
+            state.metrics.inc(
+                "bulwark_control_token_errors_total",
+                format!("{{error=\"{}\"}}", e.code()),
+            );
+            if let GrantError::RateLimited(t) = &e {
+                state.metrics.inc(
+                    "bulwark_control_token_throttled_total",
+                    format!("{{reason=\"{}\"}}", t.reason.as_str()),
+                );
+            }
+            // Debug only: refusals before authentication are as many as a caller sends, and
+            // each would otherwise be a log line. Failed authentications, which the failure
+            // budgets bound, are logged by the issuer; the counters above count everything.
+            tracing::debug!(error = e.code(), peer = %peer.ip(), "token request refused");
+            OAuthError(e).into_response()
+        }
+    }
+}
+
+async fn issue(
+    state: &AppState,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    form: TokenForm,
+) -> Result<bulwark_oauth::IssuedToken, GrantError> {
+    let basic = basic_credentials(headers)?;
+    let (client_id, client_secret) = match (basic, form.client_id, form.client_secret) {
+        (Some(_), _, Some(_)) => {
+            return Err(GrantError::InvalidRequest(
+                "use exactly one client authentication method",
+            ));
+        }
+        (Some((id, secret)), form_id, None) => {
+            if form_id.is_some_and(|f| f != id) {
+                return Err(GrantError::InvalidRequest(
+                    "client_id in the body differs from the Basic credentials",
+                ));
+            }
+            (id, secret)
+        }
+        (None, Some(id), Some(secret)) => (id, Zeroizing::new(secret)),
+        (None, _, _) => return Err(GrantError::InvalidClient),
+    };
+    let req = TokenRequest::new(
+        form.grant_type.as_deref(),
+        form.scope,
+        &client_id,
+        &client_secret,
+    )?;
+    state.issuer.issue(req, peer).await
+}
