@@ -75,8 +75,7 @@ pub fn pem_cert(der: &[u8]) -> String {
 
 /// The SHA-256 fingerprint of a DER certificate, lowercase hex.
 pub fn fingerprint(der: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(der))
+    crate::fingerprint(der)
 }
 
 fn random_serial() -> Result<SerialNumber> {

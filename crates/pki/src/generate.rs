@@ -264,11 +264,6 @@ fn public(name: String, contents: impl Into<Vec<u8>>) -> PendingFile {
     }
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
 impl Run<'_> {
     fn forced(&self, id: &str) -> bool {
         match self.mode {
@@ -543,7 +538,7 @@ impl Run<'_> {
                 .is_none_or(|b| b != contents.as_bytes());
             let mut entry = self.entry(id, ItemKind::TrustBundle, file, changed);
             entry.issuer = Some(ca_id.to_owned());
-            entry.fingerprint = sha256_hex(contents.as_bytes());
+            entry.fingerprint = crate::fingerprint(contents.as_bytes());
             entry.not_after = certs.iter().map(|c| c.not_after).min();
             self.entries.push(entry);
             if changed {
@@ -682,7 +677,7 @@ impl Run<'_> {
 
         let mut entry = self.entry(id, ItemKind::JwtSigningKey, pub_file, renewed);
         entry.key_path = Some(priv_file.into());
-        entry.fingerprint = sha256_hex(key.public_pem().as_bytes());
+        entry.fingerprint = crate::fingerprint(key.public_pem().as_bytes());
         entry.kid = Some(key.kid().to_owned());
         entry.not_before = Some(not_before);
         entry.not_after = Some(not_before + self.settings.jwt_key_lifetime);
@@ -798,7 +793,7 @@ impl Run<'_> {
             self.files.push(secret(file.into(), contents));
             let mut entry = self.entry(id, ItemKind::Token, file, renewed);
             entry.issuer = Some(layout::JWT_KEY_ID.into());
-            entry.fingerprint = sha256_hex(token.as_bytes());
+            entry.fingerprint = crate::fingerprint(token.as_bytes());
             entry.kid = Some(key.kid().to_owned());
             entry.not_before = OffsetDateTime::from_unix_timestamp(claims.nbf).ok();
             entry.not_after = OffsetDateTime::from_unix_timestamp(claims.exp).ok();
@@ -825,7 +820,7 @@ impl Run<'_> {
             layout::CLI_CONFIG,
             changed,
         );
-        entry.fingerprint = sha256_hex(contents.as_bytes());
+        entry.fingerprint = crate::fingerprint(contents.as_bytes());
         self.entries.push(entry);
         if changed {
             self.change(layout::CLI_CONFIG_ID, "profiles changed");

@@ -30,3 +30,11 @@ pub use generate::{
     revoke_jwt_key_locked,
 };
 pub use settings::Settings;
+
+/// The one fingerprint of Bulwark's inventory: SHA-256 of the bytes (a certificate's DER, a
+/// public key's PEM, a token, a bundle), lowercase hex. Every fingerprint shown, stored in
+/// `manifest.json` or compared is computed here.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -424,8 +424,7 @@ pub fn verify_dir(dir: &Path, now: OffsetDateTime, renew_fraction: f64) -> Vec<P
             ItemKind::Token | ItemKind::CliConfig => {}
             ItemKind::TrustBundle => {
                 if let Some(bytes) = c.read(&entry.id, &entry.path) {
-                    use sha2::Digest;
-                    if hex::encode(sha2::Sha256::digest(&bytes)) != entry.fingerprint {
+                    if crate::fingerprint(&bytes) != entry.fingerprint {
                         c.error(
                             &entry.id,
                             format!("{} differs from the manifest", entry.path),

@@ -142,10 +142,9 @@ impl CertSource for PemFiles {
 
 /// The SHA-256 fingerprint (hex) of the leaf of a certified key.
 pub fn fingerprint(key: &CertifiedKey) -> String {
-    use sha2::Digest;
     key.cert
         .first()
-        .map(|c| hex::encode(sha2::Sha256::digest(c.as_ref())))
+        .map(|c| bulwark_pki::fingerprint(c.as_ref()))
         .unwrap_or_default()
 }
 

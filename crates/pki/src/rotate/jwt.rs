@@ -17,7 +17,7 @@ use super::{Clock, manifest_file, public_file, read_manifest, secret_file};
 use crate::{
     error::{Error, Result},
     fs::{self as pfs, PendingFile},
-    generate::{self, Revocation, sha256_hex},
+    generate::{self, Revocation},
     jwt::{Jwks, SigningKey},
     layout,
     lock::DirLock,
@@ -226,7 +226,7 @@ pub fn activate(
             reason: format!("has no {} entry", layout::JWT_KEY_ID),
         })?;
     entry.kid = Some(next.kid().to_owned());
-    entry.fingerprint = sha256_hex(next.public_pem().as_bytes());
+    entry.fingerprint = crate::fingerprint(next.public_pem().as_bytes());
     entry.generation += 1;
     entry.rotated_at = Some(now);
     entry.not_before = Some(now);
