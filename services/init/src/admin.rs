@@ -14,7 +14,7 @@ use argon2::{
     Argon2, PasswordHasher,
     password_hash::{SaltString, rand_core::OsRng},
 };
-use bulwark_oauth::MIGRATOR;
+use bulwark_db::MIGRATOR;
 use sqlx::PgPool;
 use zeroize::Zeroizing;
 
@@ -73,7 +73,7 @@ pub async fn connect(
         std::fs::read_to_string(url_file)
             .with_context(|| format!("reading {}", url_file.display()))?,
     );
-    let pool = bulwark_oauth::connect_with_retry(url.trim(), 2, connect_within)
+    let pool = bulwark_db::connect_with_retry(url.trim(), 2, connect_within)
         .await
         .context(
             "connecting to the Bulwark database (check the URL file and that Postgres runs)",
