@@ -94,37 +94,6 @@ pub async fn write(pool: &PgPool, e: AuditEntry<'_>) {
     }
 }
 
-/// LEGACY positional form of [`write`], kept only because `auth.rs` still calls it; remove it
-/// once auth.rs writes [`AuditEntry`]s. An `action` string that is not an [`Action`] is
-/// refused (logged, not written), so nothing can add an action the typed plane does not know.
-#[allow(clippy::too_many_arguments)]
-pub async fn record(
-    pool: &PgPool,
-    actor: &str,
-    action: &str,
-    target: &str,
-    outcome: Outcome,
-    detail: &str,
-    address: &str,
-) {
-    let Some(action) = Action::parse(action) else {
-        tracing::error!(action, "audit: unknown action; row not written");
-        return;
-    };
-    write(
-        pool,
-        AuditEntry {
-            actor,
-            action,
-            target,
-            outcome,
-            detail,
-            address,
-        },
-    )
-    .await;
-}
-
 /// One row as shown on the page.
 #[derive(Debug, Clone)]
 pub struct AuditRow {
