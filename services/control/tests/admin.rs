@@ -1476,7 +1476,7 @@ async fn jwt_key_is_published_before_it_signs_and_the_old_key_is_retired_later()
         horizon > time::Duration::hours(23),
         "kept for the longest token TTL"
     );
-    assert!(!h.certs.join(admin::actions::JWT_NEXT).exists());
+    assert!(!h.certs.join(bulwark_pki::layout::JWT_NEXT).exists());
     // Static tokens are signed by the new key.
     let token = std::fs::read_to_string(h.certs.join("worker-token.jwt")).unwrap();
     assert_eq!(
@@ -1824,7 +1824,7 @@ async fn a_rotation_waiting_for_propagation_does_not_republish_a_revoked_key() {
     let kids = jwks_kids(&h.certs);
     assert_eq!(kids, vec![revoked_to]);
     assert!(!kids.contains(&first) && !kids.contains(&pending));
-    assert!(!h.certs.join(admin::actions::JWT_NEXT).exists());
+    assert!(!h.certs.join(bulwark_pki::layout::JWT_NEXT).exists());
 }
 
 /// The admin page has a listener of its own: the public one (token endpoint) does not

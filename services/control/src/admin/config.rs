@@ -8,8 +8,13 @@ use bulwark_pki::cli::PkiArgs;
 
 use super::{AdminConfig, TemporalTarget};
 
-fn std_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 35s, 15m, 24h)"))
+/// A duration argument that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} (examples: 35s, 15m, 24h)")]
+pub struct BadDuration(#[from] humantime::DurationError);
+
+fn std_duration(s: &str) -> Result<Duration, BadDuration> {
+    Ok(humantime::parse_duration(s)?)
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -108,12 +113,15 @@ impl AdminArgs {
         issuer: &str,
         access_token_ttl: time::Duration,
     ) -> anyhow::Result<AdminConfig> {
-        let s = self.pki.clone().into_settings(
+        let mut s = self.pki.clone().into_settings(
             issuer.to_owned(),
             self.cli_temporal_address
                 .clone()
                 .or(self.temporal_address.clone()),
         )?;
+        // The retirement rule (bulwark_pki::rotate::jwt::retire_after) must see the token
+        // endpoint's lifetime: a retired key stays published until its tokens expired.
+        s.access_token_ttl = access_token_ttl;
         let namespace = s
             .namespaces
             .first()
@@ -138,7 +146,6 @@ impl AdminArgs {
         cfg.jwks_propagation = self.jwks_propagation;
         cfg.cert_propagation_timeout = self.cert_propagation_timeout;
         cfg.oauth_grace = self.oauth_grace;
-        cfg.access_token_ttl = access_token_ttl;
         cfg.renew_interval = (!self.renew_interval.is_zero()).then_some(self.renew_interval);
         cfg.deployment_secrets_dir = self.deployment_secrets_dir;
         cfg.temporal = self.temporal_address.map(|address| TemporalTarget {

@@ -6,7 +6,7 @@ use bulwark_pki::manifest::{ItemKind, MANIFEST_FILE, Manifest, Status};
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{AdminError, AdminState, auth::Session, jobs, render};
+use super::{AdminError, AdminState, auth::Session, jobs, render, rotate::RotationError};
 
 pub fn fmt_time(t: Option<OffsetDateTime>) -> String {
     let Some(t) = t else { return "-".into() };
@@ -115,10 +115,14 @@ pub fn manifest_rows(manifest: &Manifest, now: OffsetDateTime, fraction: f64) ->
     rows
 }
 
-pub fn read_manifest(dir: &std::path::Path) -> Result<Manifest, String> {
+/// The manifest, for display and for "before/after" lines (read-only: pki writes it).
+pub fn read_manifest(dir: &std::path::Path) -> Result<Manifest, RotationError> {
     let path = dir.join(MANIFEST_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("parsing {}: {e}", path.display()))
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(source) => return Err(RotationError::ManifestRead { path, source }),
+    };
+    serde_json::from_slice(&bytes).map_err(|source| RotationError::ManifestParse { path, source })
 }
 
 #[derive(Debug, Clone)]
@@ -178,7 +182,7 @@ pub async fn dashboard(
         ),
         Err(e) => {
             tracing::error!(error = %e, "inventory: manifest unreadable");
-            (Vec::new(), Vec::new(), e)
+            (Vec::new(), Vec::new(), e.to_string())
         }
     };
     let clients = state

@@ -2,11 +2,11 @@
 //!
 //! Server-rendered (askama) and usable without JavaScript. Every state-changing request is a
 //! POST carrying a CSRF token; every page is sent with a strict CSP and `no-store`.
-//! Rotations call `bulwark-pki` for the material and add what the page needs on top: staged
-//! JWT key rotation, CA bundle overlap, propagation checks, the audit log.
+//! Rotations ([`rotate`]) call `bulwark_pki::rotate` for every change to the certs directory
+//! and add what the page needs on top: jobs with visible progress, propagation checks, the
+//! audit log.
 
 pub mod action;
-pub mod actions;
 pub mod audit;
 pub mod auth;
 pub mod config;
@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod probe;
 pub mod renew;
+pub mod rotate;
 pub mod throttle;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -27,6 +28,7 @@ use axum::{
     routing::{get, post},
 };
 use bulwark_oauth::ClientStore;
+use bulwark_pki::rotate::{Clock, SystemClock};
 use bulwark_secrets::store::PostgresStore;
 use sqlx::PgPool;
 
@@ -45,7 +47,8 @@ pub struct TemporalTarget {
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub certs_dir: PathBuf,
-    /// The same settings `bulwark-init generate` was run with.
+    /// The same settings `bulwark-init generate` was run with. Its `access_token_ttl` is the
+    /// token endpoint's (a retired key must outlive the tokens it signed).
     pub pki: bulwark_pki::Settings,
     pub session_idle: Duration,
     pub session_absolute: Duration,
@@ -78,8 +81,6 @@ pub struct AdminConfig {
     pub poll_interval: Duration,
     /// Grace window for a rotated OAuth client secret.
     pub oauth_grace: time::Duration,
-    /// Lifetime of access tokens from the token endpoint (a retired key must outlive them).
-    pub access_token_ttl: time::Duration,
     pub temporal: Option<TemporalTarget>,
     /// Automatic renewal check interval; `None` disables it.
     pub renew_interval: Option<Duration>,
@@ -114,7 +115,6 @@ impl AdminConfig {
             cert_propagation_timeout: Duration::from_secs(150),
             poll_interval: Duration::from_secs(2),
             oauth_grace: time::Duration::hours(24),
-            access_token_ttl: time::Duration::minutes(15),
             temporal: None,
             renew_interval: Some(Duration::from_secs(3600)),
             deployment_secrets_dir: None,
@@ -140,6 +140,9 @@ pub struct Admin {
     pub(crate) login_key: ring::hmac::Key,
     /// Serialises every change to the certs directory.
     pub(crate) pki_lock: tokio::sync::Mutex<()>,
+    /// The time the pki verbs see (what is due, retirement horizons): the system clock, a
+    /// manual one in tests.
+    pub clock: Arc<dyn Clock>,
     /// The token endpoint's signing key, when both run in one process: re-read as soon as a
     /// rotation or revoke here switched the key.
     pub signer: std::sync::OnceLock<Arc<bulwark_oauth::signer::KeyFile>>,
@@ -150,6 +153,16 @@ impl Admin {
         cfg: AdminConfig,
         pool: PgPool,
         secrets: Option<(PostgresStore, String)>,
+    ) -> Result<Arc<Self>, AdminError> {
+        Self::with_clock(cfg, pool, secrets, Arc::new(SystemClock))
+    }
+
+    /// [`Admin::new`] with the clock the pki verbs see.
+    pub fn with_clock(
+        cfg: AdminConfig,
+        pool: PgPool,
+        secrets: Option<(PostgresStore, String)>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, AdminError> {
         let rng = ring::rand::SystemRandom::new();
         let login_key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
@@ -168,6 +181,7 @@ impl Admin {
             refusals,
             login_key,
             pki_lock: tokio::sync::Mutex::new(()),
+            clock,
             signer: std::sync::OnceLock::new(),
         }))
     }
@@ -336,15 +350,15 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/admin/audit", get(audit::page))
         .route("/admin/jobs/{id}", get(jobs::page))
-        .route("/admin/confirm", get(actions::confirm))
-        .route("/admin/rotate/cert", post(actions::rotate_cert))
-        .route("/admin/rotate/tokens", post(actions::rotate_tokens))
-        .route("/admin/rotate/jwt", post(actions::rotate_jwt))
-        .route("/admin/revoke/jwt", post(actions::revoke_jwt))
-        .route("/admin/rotate/oauth", post(actions::rotate_oauth))
-        .route("/admin/rotate/credential", post(actions::rotate_credential))
-        .route("/admin/rotate/ca", post(actions::rotate_ca))
-        .route("/admin/rotate/ca/finish", post(actions::finish_ca))
+        .route("/admin/confirm", get(rotate::confirm::confirm))
+        .route("/admin/rotate/cert", post(rotate::cert::rotate))
+        .route("/admin/rotate/tokens", post(rotate::tokens::rotate))
+        .route("/admin/rotate/jwt", post(rotate::jwt::rotate))
+        .route("/admin/revoke/jwt", post(rotate::revoke::revoke))
+        .route("/admin/rotate/oauth", post(rotate::oauth::rotate))
+        .route("/admin/rotate/credential", post(rotate::credential::rotate))
+        .route("/admin/rotate/ca", post(rotate::ca::rotate))
+        .route("/admin/rotate/ca/finish", post(rotate::ca::finish))
         .route("/admin/static/admin.css", get(style))
         .route("/admin/static/admin.js", get(script))
         .layer(DefaultBodyLimit::max(16 * 1024))
