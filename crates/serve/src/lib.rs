@@ -22,6 +22,7 @@
 
 #[cfg(feature = "clap")]
 pub mod cli;
+pub mod headers;
 mod stats;
 
 use std::{
