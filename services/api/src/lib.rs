@@ -17,7 +17,6 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request, State},
-    http::{HeaderValue, header},
     middleware::{self, Next},
     response::Response,
     routing::{get, post},
@@ -26,6 +25,8 @@ use axum::{
 pub use crate::error::ApiError;
 pub use crate::metrics::Metrics;
 pub use crate::openapi::openapi_document;
+use bulwark_serve::headers::{self, Policy};
+
 use crate::{auth::Verifier, backend::WorkflowBackend};
 
 /// Largest accepted request body.
@@ -41,7 +42,7 @@ pub struct AppState {
 }
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/api/v1/workflows",
             post(handlers::start).get(handlers::list),
@@ -54,8 +55,8 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state.clone(), observe));
+    headers::apply(routes, Policy::Api).with_state(state)
 }
 
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -64,17 +65,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .get::<axum::extract::MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let mut res = next.run(req).await;
+    let res = next.run(req).await;
     state.metrics.inc(&route, res.status().as_u16());
-    let h = res.headers_mut();
-    h.insert(
-        header::STRICT_TRANSPORT_SECURITY,
-        HeaderValue::from_static("max-age=31536000"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }

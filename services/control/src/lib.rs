@@ -11,13 +11,13 @@ use std::{path::PathBuf, sync::Arc};
 
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, Request, State},
-    http::{HeaderValue, StatusCode, header},
-    middleware::{self, Next},
+    extract::{DefaultBodyLimit, State},
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
 use bulwark_oauth::TokenIssuer;
+use bulwark_serve::headers::{self, Policy};
 
 use crate::metrics::Metrics;
 
@@ -40,31 +40,15 @@ pub const MAX_TOKEN_BODY_BYTES: usize = 8 * 1024;
 
 /// The whole router. `ConnectInfo<SocketAddr>` must be provided by the server.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/oauth/token", token::route(&state))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .layer(DefaultBodyLimit::max(8 * 1024))
-        .layer(middleware::from_fn(security_headers))
-        .with_state(state)
-}
-
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    h.insert(
-        header::STRICT_TRANSPORT_SECURITY,
-        HeaderValue::from_static("max-age=31536000"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    res
+        .layer(DefaultBodyLimit::max(8 * 1024));
+    headers::apply(routes, Policy::Api).with_state(state)
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {

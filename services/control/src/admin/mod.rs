@@ -21,15 +21,15 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Request},
-    http::{HeaderValue, StatusCode, header},
-    middleware::{self, Next},
+    extract::DefaultBodyLimit,
+    http::{StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
 };
 use bulwark_oauth::ClientStore;
 use bulwark_pki::rotate::{Clock, SystemClock};
 use bulwark_secrets::store::PostgresStore;
+use bulwark_serve::headers::{self, Policy};
 use sqlx::PgPool;
 
 /// Where the Temporal frontend is, for propagation checks.
@@ -274,44 +274,6 @@ pub(crate) fn render<T: askama::Template>(t: &T) -> Result<Response, AdminError>
     Ok(Html(t.render()?).into_response())
 }
 
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                   frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
-
-async fn admin_headers(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::STRICT_TRANSPORT_SECURITY,
-        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::HeaderName::from_static("cross-origin-opener-policy"),
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(
-        header::HeaderName::from_static("permissions-policy"),
-        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
-    );
-    if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    res
-}
-
 static STYLE: &str = include_str!("../../static/admin.css");
 static SCRIPT: &str = include_str!("../../static/admin.js");
 
@@ -339,7 +301,7 @@ async fn script() -> Response {
 
 /// The admin routes, with their own headers and body limit. Needs `ConnectInfo<SocketAddr>`.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/admin", get(|| async { Redirect::to("/admin/") }))
         .route("/admin/", get(inventory::dashboard))
         .route("/admin/login", get(auth::login_form).post(auth::login))
@@ -361,9 +323,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/rotate/ca/finish", post(rotate::ca::finish))
         .route("/admin/static/admin.css", get(style))
         .route("/admin/static/admin.js", get(script))
-        .layer(DefaultBodyLimit::max(16 * 1024))
-        .layer(middleware::from_fn(admin_headers))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(16 * 1024));
+    headers::apply(routes, Policy::Page).with_state(state)
 }
 
 /// Start the automatic renewal task (if configured). Call once per process.
