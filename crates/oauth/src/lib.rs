@@ -26,10 +26,6 @@ pub use secret::ClientSecret;
 pub use store::{Client, ClientStore};
 pub use throttle::{ThrottleReason, ThrottleSettings, Throttled};
 
-// Only until bulwark-control and bulwark-init name `bulwark_db` themselves; then remove.
-#[doc(hidden)]
-pub use bulwark_db::{MIGRATOR, connect_with_retry};
-
 /// Errors of client management and key loading. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -89,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
         std::fs::read_to_string(&cfg.database_url_file)
             .with_context(|| format!("reading {}", cfg.database_url_file.display()))?,
     );
-    let pool = bulwark_oauth::connect_with_retry(url.trim(), 16, cfg.database_connect_timeout)
+    let pool = bulwark_db::connect_with_retry(url.trim(), 16, cfg.database_connect_timeout)
         .await
         .context(
             "connecting to the Bulwark database (check the URL file and that Postgres runs)",

@@ -76,6 +76,8 @@ struct Harness {
     store: ClientStore,
     admin: admin::AdminState,
     _tmp: tempfile::TempDir,
+    /// Last: dropped after everything that holds its pool.
+    _db: bulwark_db::testing::TestDatabase,
 }
 
 #[derive(Default)]
@@ -119,7 +121,8 @@ async fn fake_temporal(certs: &Path) -> String {
 
 async fn start(opts: Options) -> Option<Harness> {
     logs();
-    let pool = support::database().await?;
+    let db = support::database().await?;
+    let pool = db.pool().clone();
     let tmp = tempfile::tempdir().unwrap();
     let certs = tmp.path().join("certs");
     let settings = Settings::default();
@@ -290,6 +293,7 @@ async fn start(opts: Options) -> Option<Harness> {
         store,
         admin: admin_state,
         _tmp: tmp,
+        _db: db,
     })
 }
 

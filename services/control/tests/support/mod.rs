@@ -4,12 +4,12 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use bulwark_control::{AppState, app, metrics::Metrics};
+use bulwark_db::testing::TestDatabase;
 use bulwark_oauth::{
-    ClientSecret, ClientStore, IssuerSettings, MIGRATOR, ScopeSet, TokenIssuer, signer::KeyFile,
+    ClientSecret, ClientStore, IssuerSettings, ScopeSet, TokenIssuer, signer::KeyFile,
 };
 use bulwark_pki::{Mode, Settings, generate};
 use bulwark_tls::{PemFiles, Reloading, server_config};
-use sqlx::PgPool;
 
 pub struct Harness {
     pub url: String,
@@ -19,33 +19,19 @@ pub struct Harness {
     pub secrets: std::collections::HashMap<&'static str, ClientSecret>,
     _tmp: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
+    /// Last: dropped after everything that holds its pool.
+    _db: TestDatabase,
 }
 
-/// A fresh database on the test server, or `None` (with a message) when none is configured.
-pub async fn database() -> Option<PgPool> {
-    let Ok(admin_url) = std::env::var("BULWARK_TEST_DATABASE_URL") else {
-        if std::env::var("BULWARK_REQUIRE_DB").as_deref() == Ok("1") {
-            panic!("BULWARK_TEST_DATABASE_URL is required (BULWARK_REQUIRE_DB=1)");
-        }
-        eprintln!("skipped: BULWARK_TEST_DATABASE_URL not set");
-        return None;
-    };
-    let admin = PgPool::connect(&admin_url)
-        .await
-        .expect("connect to the test server");
-    let name = format!("bulwark_control_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let pool = PgPool::connect(&format!("{base}/{name}")).await.unwrap();
-    MIGRATOR.run(&pool).await.unwrap();
-    Some(pool)
+/// A fresh, migrated database on the test server, or `None` (with a message) when none is
+/// configured. Hold it for the test's duration: dropping it drops the database.
+pub async fn database() -> Option<TestDatabase> {
+    TestDatabase::migrated("control").await
 }
 
 pub async fn start(settings: IssuerSettings) -> Option<Harness> {
-    let pool = database().await?;
+    let db = database().await?;
+    let pool = db.pool().clone();
     let tmp = tempfile::tempdir().unwrap();
     let certs = tmp.path().join("certs");
     generate(
@@ -123,6 +109,7 @@ pub async fn start(settings: IssuerSettings) -> Option<Harness> {
         secrets,
         _tmp: tmp,
         _server: server,
+        _db: db,
     })
 }
 
