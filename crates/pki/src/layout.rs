@@ -53,21 +53,6 @@ pub const TRUST_BUNDLES: [TrustBundle; 2] = [
     },
 ];
 
-/// [`TRUST_BUNDLES`] as `(item id, file, CA)` tuples. Kept only until bulwark-control's
-/// admin actions move to [`crate::rotate::ca`]; new code uses [`TRUST_BUNDLES`].
-pub const BUNDLES: [(&str, &str, &str); 2] = [
-    (
-        TRUST_BUNDLES[0].id,
-        TRUST_BUNDLES[0].file,
-        TRUST_BUNDLES[0].ca,
-    ),
-    (
-        TRUST_BUNDLES[1].id,
-        TRUST_BUNDLES[1].file,
-        TRUST_BUNDLES[1].ca,
-    ),
-];
-
 /// The trust bundle that holds `ca_id`'s certificates, if it has one.
 pub fn trust_bundle(ca_id: &str) -> Option<TrustBundle> {
     TRUST_BUNDLES.into_iter().find(|b| b.ca == ca_id)
@@ -337,6 +322,5 @@ mod tests {
             Some("internode-trust.pem")
         );
         assert_eq!(trust_bundle(SERVER_CA), None);
-        assert_eq!(BUNDLES[1], ("client-trust", "client-trust.pem", CLIENT_CA));
     }
 }
