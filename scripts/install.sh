@@ -13,6 +13,17 @@ rust_channel=$(sed -n 's/^channel *= *"\([^"]*\)".*/\1/p' "$ROOT/rust-toolchain.
 if have rustup; then
   # RUSTUP_AUTO_INSTALL=0: asking which rustc is active must not start a download.
   if ! (cd "$ROOT" && RUSTUP_AUTO_INSTALL=0 rustc --version 2>/dev/null) | grep -q "^rustc $rust_channel "; then
+    # The installed stable may be that very release under another name; rustup then only
+    # needs the pinned name for it (the same alias a machine image sets up), no download.
+    stable_rustc=$(cd / && rustup run stable rustc -vV 2>/dev/null || true)
+    host=$(sed -n 's/^host: //p' <<<"$stable_rustc")
+    toolchains=${RUSTUP_HOME:-$HOME/.rustup}/toolchains
+    if grep -q "^release: $rust_channel$" <<<"$stable_rustc" && [[ -n $host && -d $toolchains/stable-$host && ! -e $toolchains/$rust_channel-$host ]]; then
+      log "Rust $rust_channel (rust-toolchain.toml) is the installed stable: naming it $rust_channel-$host"
+      ln -s "$toolchains/stable-$host" "$toolchains/$rust_channel-$host"
+    fi
+  fi
+  if ! (cd "$ROOT" && RUSTUP_AUTO_INSTALL=0 rustc --version 2>/dev/null) | grep -q "^rustc $rust_channel "; then
     log "installing Rust $rust_channel with rustfmt and clippy (rust-toolchain.toml)"
     rustup toolchain install "$rust_channel" --profile minimal -c rustfmt -c clippy \
       || die "Rust $rust_channel (rust-toolchain.toml) is not installed and rustup could not install it"
