@@ -13,6 +13,6 @@ BULWARK_BIN_DIR="$ROOT/target/release" "$ROOT/scripts/restart.sh" worker
 cargo bench -q -p bulwark-pki --bench generate
 cargo bench -q -p bulwark-control --bench token_throughput
 cargo bench -q -p bulwark-api --bench start_throughput
-for extra in bulwark-auth bulwark-secrets; do
+for extra in bulwark-token-client bulwark-secrets; do
   if cargo metadata --no-deps --format-version 1 | grep -q "\"name\":\"$extra\""; then cargo bench -q -p "$extra"; fi
 done

@@ -6,8 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bulwark_auth::TokenManager;
 use bulwark_tls::Reloading;
+use bulwark_token_client::TokenManager;
 use serde::{Deserialize, Serialize};
 use temporalio_client::grpc::WorkflowService;
 use temporalio_client::tonic::{Code, IntoRequest, Status};

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bulwark_auth::TokenManager;
 use bulwark_tls::{PemFiles, Reloading};
+use bulwark_token_client::TokenManager;
 use temporalio_client::{
     ClientOptions, Connection, ConnectionOptions, ResolvesClientCert, TlsOptions, Url,
 };
@@ -111,7 +111,7 @@ pub const JWKS_WATCH_INTERVAL_ENV: &str = "BULWARK_JWKS_WATCH_INTERVAL";
 /// Parses a [`JWKS_WATCH_INTERVAL_ENV`] value.
 pub fn parse_jwks_watch_interval(value: &str) -> Result<Option<Duration>, String> {
     match value.trim() {
-        "" => Ok(Some(bulwark_auth::DEFAULT_JWKS_WATCH_INTERVAL)),
+        "" => Ok(Some(bulwark_token_client::DEFAULT_JWKS_WATCH_INTERVAL)),
         "0" | "off" => Ok(None),
         v => match humantime::parse_duration(v) {
             Ok(d) if d.is_zero() => Ok(None),
@@ -156,7 +156,7 @@ impl ConnectOptions {
             parse_jwks_watch_interval(&std::env::var(JWKS_WATCH_INTERVAL_ENV).unwrap_or_default())
                 .unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "ignoring an invalid setting; using the default");
-                    Some(bulwark_auth::DEFAULT_JWKS_WATCH_INTERVAL)
+                    Some(bulwark_token_client::DEFAULT_JWKS_WATCH_INTERVAL)
                 });
         Self {
             address: address.into(),
@@ -193,7 +193,7 @@ pub enum ConnectError {
         address: String,
         /// The token manager's (redacting) error.
         #[source]
-        source: bulwark_auth::AuthError,
+        source: bulwark_token_client::AuthError,
     },
     /// Every attempt failed; the last cause is given.
     #[error(
@@ -405,7 +405,7 @@ mod tests {
 
     #[test]
     fn jwks_watch_interval_setting() {
-        let d = bulwark_auth::DEFAULT_JWKS_WATCH_INTERVAL;
+        let d = bulwark_token_client::DEFAULT_JWKS_WATCH_INTERVAL;
         assert_eq!(parse_jwks_watch_interval(""), Ok(Some(d)));
         assert_eq!(
             parse_jwks_watch_interval("30s"),

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use bulwark_auth::{CredentialSource, SecretString, SourceError};
 use bulwark_secrets::SecretStore;
+use bulwark_token_client::{CredentialSource, SecretString, SourceError};
 
 /// Serves `<app>_client_id` / `<app>_client_secret` (and any other key) from a
 /// [`SecretStore`], e.g. the deployment secret store: a flat JSON file
@@ -16,7 +16,7 @@ use bulwark_secrets::SecretStore;
 #[derive(Debug, Clone)]
 pub struct StoreCredentialSource(pub Arc<dyn SecretStore>);
 
-#[bulwark_auth::async_trait]
+#[bulwark_token_client::async_trait]
 impl CredentialSource for StoreCredentialSource {
     async fn get(&self, key: &str) -> Result<Option<SecretString>, SourceError> {
         let found = self.0.get_optional(key).await?;

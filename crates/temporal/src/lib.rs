@@ -1,7 +1,7 @@
 //! # bulwark-temporal — talking to Bulwark's secured Temporal
 //!
 //! * [`connect`]: mutual TLS (the identity's client certificate, re-read from disk when it is
-//!   replaced; our CA; the server name) plus a bearer JWT from a [`bulwark_auth::TokenManager`],
+//!   replaced; our CA; the server name) plus a bearer JWT from a [`bulwark_token_client::TokenManager`],
 //!   applied to the live connection on every refresh. Failed attempts are retried with jittered
 //!   backoff and reported with the address and cause.
 //! * [`Client`]: the workflow surface `bulwark-api` uses — [`Client::start_workflow`],
@@ -13,7 +13,7 @@
 //!   `bulwark-secrets` store (the deployment secret store).
 //!
 //! ```no_run
-//! # async fn demo(tokens: bulwark_auth::TokenManager) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo(tokens: bulwark_token_client::TokenManager) -> Result<(), Box<dyn std::error::Error>> {
 //! use bulwark_temporal::{connect, ConnectOptions, StartWorkflow, workflow};
 //! let opts = ConnectOptions::new("127.0.0.1:7233", "temporal",
 //!     std::path::Path::new("/work/main/certs"), "api", "default", tokens);

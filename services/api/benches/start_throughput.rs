@@ -11,9 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bulwark_auth::TokenManager;
 use bulwark_secrets::FileStore;
 use bulwark_temporal::{ConnectOptions, StartWorkflow, StoreCredentialSource, connect};
+use bulwark_token_client::TokenManager;
 
 const STARTS: usize = 400;
 const CONCURRENCY: usize = 8;
@@ -92,7 +92,7 @@ fn main() {
     rt.block_on(async move {
         let certs = PathBuf::from(&env["BULWARK_CERTS_DIR"]);
         let control = env["BULWARK_CONTROL_URL"].clone();
-        let store = Arc::new(StoreCredentialSource(Arc::new(FileStore::new("deployment", PathBuf::from(&env["BULWARK_DEPLOYMENT_SECRETS_DIR"]).join(bulwark_oauth::deployment_secrets_file("api"))))));
+        let store = Arc::new(StoreCredentialSource(Arc::new(FileStore::new("deployment", PathBuf::from(&env["BULWARK_DEPLOYMENT_SECRETS_DIR"]).join(bulwark_token_issuer::deployment_secrets_file("api"))))));
         let tokens = TokenManager::builder(format!("{control}/oauth/token"), "api")
             .ca_bundle_file(certs.join("ca.crt"))
             .secret_store(store)

@@ -5,10 +5,10 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use bulwark_api::{AppState, Metrics, app, auth::Verifier, temporal_backend::TemporalBackend};
-use bulwark_auth::TokenManager;
 use bulwark_secrets::FileStore;
 use bulwark_temporal::{ConnectOptions, StoreCredentialSource, connect};
 use bulwark_tls::{PemFiles, Reloading, server_config};
+use bulwark_token_client::TokenManager;
 use clap::Parser;
 
 #[derive(Parser, Debug)]

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bulwark_oauth::IssuerSettings;
+use bulwark_token_issuer::IssuerSettings;
 
 const CONCURRENCY: usize = 32;
 const DURATION: Duration = Duration::from_secs(4);

@@ -1,6 +1,6 @@
 //! bulwark-control's HTTP surface: the OAuth2 token endpoint (client-credentials grant, in
 //! `token`), the JWKS and RFC 8414 metadata, health, readiness and metrics. Logic lives in
-//! `bulwark-oauth`.
+//! `bulwark-token-issuer`.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -16,8 +16,8 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use bulwark_oauth::TokenIssuer;
 use bulwark_serve::headers::{self, Policy};
+use bulwark_token_issuer::TokenIssuer;
 
 use crate::metrics::Metrics;
 

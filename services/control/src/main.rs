@@ -5,9 +5,9 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use bulwark_control::{AppState, app, metrics::Metrics};
-use bulwark_oauth::{ClientStore, IssuerSettings, TokenIssuer, signer::KeyFile};
 use bulwark_serve::Stats;
 use bulwark_tls::{PemFiles, Reloading, server_config};
+use bulwark_token_issuer::{ClientStore, IssuerSettings, TokenIssuer, signer::KeyFile};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -111,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
             per_address_per_second: cfg.rate_per_address,
             per_address_burst: (cfg.rate_per_address * 2.0) as u32,
         },
-        &bulwark_oauth::ThrottleSettings {
+        &bulwark_token_issuer::ThrottleSettings {
             failure_burst: cfg.rate_failure_burst,
             failures_per_second: cfg.rate_failures_per_second,
             address_failure_burst: cfg.rate_address_failure_burst,

@@ -12,7 +12,7 @@ use axum::{
     routing::{MethodRouter, post},
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
-use bulwark_oauth::{GrantError, TokenRequest};
+use bulwark_token_issuer::{GrantError, TokenRequest};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -249,7 +249,7 @@ async fn issue(
     peer: IpAddr,
     headers: &HeaderMap,
     form: TokenForm,
-) -> Result<bulwark_oauth::IssuedToken, GrantError> {
+) -> Result<bulwark_token_issuer::IssuedToken, GrantError> {
     let basic = basic_credentials(headers)?;
     let (client_id, client_secret) = match (basic, form.client_id, form.client_secret) {
         (Some(_), _, Some(_)) => {

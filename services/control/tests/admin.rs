@@ -20,10 +20,10 @@ use bulwark_control::{
     app,
     metrics::Metrics,
 };
-use bulwark_oauth::{ClientStore, IssuerSettings, ScopeSet, TokenIssuer, signer::KeyFile};
 use bulwark_pki::{Mode, Settings, generate, manifest::Manifest};
 use bulwark_secrets::store::{MasterKey, MasterKeyring, PostgresStore};
 use bulwark_tls::{PemFiles, Reloading, server_config};
+use bulwark_token_issuer::{ClientStore, IssuerSettings, ScopeSet, TokenIssuer, signer::KeyFile};
 use reqwest::{StatusCode, header};
 use sqlx::{PgPool, Row};
 
@@ -142,7 +142,7 @@ async fn start(opts: Options) -> Option<Harness> {
         .unwrap();
     let deployment = tmp
         .path()
-        .join(bulwark_oauth::deployment_secrets_file("worker"));
+        .join(bulwark_token_issuer::deployment_secrets_file("worker"));
     std::fs::write(
         &deployment,
         serde_json::to_vec(&serde_json::json!({

@@ -8,8 +8,8 @@ use std::{
     time::Duration,
 };
 
-use bulwark_oauth::IssuerSettings;
 use bulwark_pki::jwt::{Jwks, VerifyOptions, verify};
+use bulwark_token_issuer::IssuerSettings;
 use reqwest::StatusCode;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -581,14 +581,14 @@ async fn an_unannounced_oversized_body_is_refused_with_413() {
         return;
     };
     let key = std::sync::Arc::new(
-        bulwark_oauth::signer::KeyFile::open(
+        bulwark_token_issuer::signer::KeyFile::open(
             h.certs.join("temporal-jwt-private.key"),
             Duration::from_secs(5),
         )
         .unwrap(),
     );
     let state = bulwark_control::AppState {
-        issuer: std::sync::Arc::new(bulwark_oauth::TokenIssuer::new(
+        issuer: std::sync::Arc::new(bulwark_token_issuer::TokenIssuer::new(
             h.store.clone(),
             key,
             IssuerSettings::default(),
@@ -684,7 +684,7 @@ async fn concurrent_secret_rotations_of_one_client_are_serialised() {
     // A malformed id is refused before the database.
     assert!(matches!(
         h.store.rotate_secret("Worker", time::Duration::ZERO).await,
-        Err(bulwark_oauth::Error::InvalidClientId(_))
+        Err(bulwark_token_issuer::Error::InvalidClientId(_))
     ));
 }
 

@@ -1,4 +1,4 @@
-//! bulwark-auth's token manager against the real bulwark-control over HTTPS: issue,
+//! bulwark-token-client's token manager against the real bulwark-control over HTTPS: issue,
 //! cache, forced refresh, a rotated secret re-discovered from the store, a disabled client.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -6,9 +6,9 @@ mod support;
 
 use std::sync::Arc;
 
-use bulwark_auth::{MemorySource, TokenManager};
-use bulwark_oauth::IssuerSettings;
 use bulwark_pki::jwt::{Jwks, VerifyOptions, verify};
+use bulwark_token_client::{MemorySource, TokenManager};
+use bulwark_token_issuer::IssuerSettings;
 use time::OffsetDateTime;
 
 fn manager(h: &support::Harness, store: &MemorySource) -> TokenManager {

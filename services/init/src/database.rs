@@ -4,17 +4,17 @@
 use std::{collections::BTreeMap, path::Path};
 
 use anyhow::Context;
-use bulwark_oauth::{ClientSecret, ClientStore, ScopeSet, deployment_secrets_file};
 use bulwark_pki::{
     fs::{PendingFile, SECRET_MODE, write_all},
     names::Namespace,
 };
+use bulwark_token_issuer::{ClientSecret, ClientStore, ScopeSet, deployment_secrets_file};
 use zeroize::Zeroizing;
 
 /// Operator credentials file (read by people and the end-to-end suites).
 pub const OPERATOR_FILE: &str = "operator-credentials.json";
 /// Clients whose credentials go to a deployment secret store of their own
-/// ([`bulwark_oauth::deployment_secrets_file`], a `secretstores.local.file` JSON document).
+/// ([`bulwark_token_issuer::deployment_secrets_file`], a `secretstores.local.file` JSON document).
 const SERVICE_CLIENTS: [&str; 2] = ["api", "worker"];
 /// The shared deployment secret store of earlier versions, migrated and removed.
 const LEGACY_DEPLOYMENT_SECRETS: &str = "deployment-secrets.json";

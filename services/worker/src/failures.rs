@@ -70,8 +70,8 @@ fn innermost(e: &SecretsError) -> &SecretsError {
 }
 
 /// Classifies a failure to obtain an OAuth token for a credential.
-pub fn from_auth(reference: &str, e: &bulwark_auth::AuthError) -> Failure {
-    use bulwark_auth::AuthError as A;
+pub fn from_auth(reference: &str, e: &bulwark_token_client::AuthError) -> Failure {
+    use bulwark_token_client::AuthError as A;
     let kind = match e {
         A::OAuth { .. } => failure_type::UNAUTHORIZED,
         A::Config { .. } | A::MissingCredentials { .. } | A::IncompleteCredentials { .. } => {

@@ -15,8 +15,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use bulwark_auth::TokenManager;
 use bulwark_temporal::{Client, PollerKind};
+use bulwark_token_client::TokenManager;
 use time::OffsetDateTime;
 
 /// Counters rendered as Prometheus text. Keys are `name{labels}`.

@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use bulwark_auth::TokenManager;
 use bulwark_secrets::{FileStore, Resolver, SecretStore};
 use bulwark_temporal::{ConnectOptions, ConnectRetry, StoreCredentialSource};
+use bulwark_token_client::TokenManager;
 use clap::Parser;
 use temporalio_sdk::runtime::PollerBehavior;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};

@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
-use bulwark_auth::TokenManager;
 use bulwark_secrets::{FileStore, SecretStore};
 use bulwark_temporal::{
     Client, ClientError, ConnectOptions, StartWorkflow, StoreCredentialSource, WorkflowOutcome,
     WorkflowStatus, failure_type, workflow,
 };
+use bulwark_token_client::TokenManager;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -283,7 +283,7 @@ async fn start_echo_server(certs: &Path) -> SocketAddr {
 /// A service's own deployment secret store, as `bulwark-init database` wrote it.
 fn deployment_file(env: &HashMap<String, String>, client: &str) -> PathBuf {
     PathBuf::from(&env["BULWARK_DEPLOYMENT_SECRETS_DIR"])
-        .join(bulwark_oauth::deployment_secrets_file(client))
+        .join(bulwark_token_issuer::deployment_secrets_file(client))
 }
 
 async fn api_client(env: &HashMap<String, String>) -> Client {
@@ -293,7 +293,7 @@ async fn api_client(env: &HashMap<String, String>) -> Client {
     let tokens =
         TokenManager::builder(format!("{}/oauth/token", env["BULWARK_CONTROL_URL"]), "api")
             .ca_bundle_file(certs.join("ca.crt"))
-            .environment(Arc::new(bulwark_auth::MemorySource::new()))
+            .environment(Arc::new(bulwark_token_client::MemorySource::new()))
             .secret_store(Arc::new(StoreCredentialSource(store)))
             .build()
             .unwrap();

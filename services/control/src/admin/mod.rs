@@ -26,10 +26,10 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
 };
-use bulwark_oauth::ClientStore;
 use bulwark_pki::rotate::{Clock, SystemClock};
 use bulwark_secrets::store::PostgresStore;
 use bulwark_serve::headers::{self, Policy};
+use bulwark_token_issuer::ClientStore;
 use sqlx::PgPool;
 
 /// Where the Temporal frontend is, for propagation checks.
@@ -145,7 +145,7 @@ pub struct Admin {
     pub clock: Arc<dyn Clock>,
     /// The token endpoint's signing key, when both run in one process: re-read as soon as a
     /// rotation or revoke here switched the key.
-    pub signer: std::sync::OnceLock<Arc<bulwark_oauth::signer::KeyFile>>,
+    pub signer: std::sync::OnceLock<Arc<bulwark_token_issuer::signer::KeyFile>>,
 }
 
 impl Admin {

@@ -5,11 +5,11 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use bulwark_control::{AppState, app, metrics::Metrics};
 use bulwark_db::testing::TestDatabase;
-use bulwark_oauth::{
-    ClientSecret, ClientStore, IssuerSettings, ScopeSet, TokenIssuer, signer::KeyFile,
-};
 use bulwark_pki::{Mode, Settings, generate};
 use bulwark_tls::{PemFiles, Reloading, server_config};
+use bulwark_token_issuer::{
+    ClientSecret, ClientStore, IssuerSettings, ScopeSet, TokenIssuer, signer::KeyFile,
+};
 
 pub struct Harness {
     pub url: String,

@@ -13,12 +13,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bulwark_auth::TokenManager;
 use bulwark_secrets::{Credential, CredentialRef, Resolver};
 use bulwark_temporal::{
     DatabaseQueryInput, DatabaseQueryOutput, GreetingInput, GreetingOutput, HttpCallInput,
     HttpCallOutput, activity, failure_type,
 };
+use bulwark_token_client::TokenManager;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 

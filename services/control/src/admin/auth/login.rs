@@ -152,7 +152,7 @@ pub async fn login(
         state.cfg.login_form_ttl,
     )?;
     // Throttled by address key: an IPv6 /64 is one address (one host has 2^64 of them).
-    let ip = bulwark_oauth::throttle::address_key(addr.ip());
+    let ip = bulwark_token_issuer::throttle::address_key(addr.ip());
     let address = addr.ip().to_string();
     let username: String = form
         .get("username")

@@ -148,7 +148,7 @@ pub async fn change_password(
             None,
         );
     }
-    let ip: IpAddr = bulwark_oauth::throttle::address_key(
+    let ip: IpAddr = bulwark_token_issuer::throttle::address_key(
         session
             .address
             .parse()

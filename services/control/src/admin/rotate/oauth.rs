@@ -41,7 +41,7 @@ pub async fn rotate(
         Ok(v) => v,
         Err(e) => {
             let reason = match e {
-                bulwark_oauth::Error::UnknownClient(_) => {
+                bulwark_token_issuer::Error::UnknownClient(_) => {
                     RotationError::UnknownClient(client.clone())
                 }
                 other => {
@@ -68,7 +68,7 @@ pub async fn rotate(
         fmt_time(Some(grace_end))
     )];
     if let Some(dir) = &state.cfg.deployment_secrets_dir {
-        let path = dir.join(bulwark_oauth::deployment_secrets_file(&client));
+        let path = dir.join(bulwark_token_issuer::deployment_secrets_file(&client));
         match write_deployment_secret(&path, &client, secret.expose()) {
             Ok(true) => notes.push(format!(
                 "Written to the deployment secret store ({}) as {client}_client_secret; services re-read it on their next token refresh.",

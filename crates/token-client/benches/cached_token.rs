@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use bulwark_auth::{AccessToken, MemorySource, TokenManager};
+use bulwark_token_client::{AccessToken, MemorySource, TokenManager};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn poll_ready<F: Future>(fut: F) -> F::Output {

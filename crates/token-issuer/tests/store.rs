@@ -2,10 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use bulwark_db::testing::TestDatabase;
-use bulwark_oauth::{ClientSecret, ClientStore, Error, ScopeSet};
+use bulwark_token_issuer::{ClientSecret, ClientStore, Error, ScopeSet};
 use time::Duration;
 
-fn accepts(record: &bulwark_oauth::store::ClientRecord, secret: &ClientSecret) -> bool {
+fn accepts(record: &bulwark_token_issuer::store::ClientRecord, secret: &ClientSecret) -> bool {
     record.secrets.iter().any(|(_, h)| h.matches(secret))
 }
 

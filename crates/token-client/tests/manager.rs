@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bulwark_auth::{
+use bulwark_token_client::{
     AccessToken, AuthError, ClientAuthMethod, CredentialSource, LifetimeSource, ManualClock,
     MemorySource, OAuthErrorCode, TokenManager,
 };

@@ -829,7 +829,7 @@ impl TokenManagerBuilder {
             // close, and the JWKS watch polls every 10 s, so it hit the race about once a
             // minute; dropping idle connections first means every reuse is of a live one.
             .pool_idle_timeout(Duration::from_secs(5))
-            .user_agent(concat!("bulwark-auth/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("bulwark-token-client/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &self.ca {
             let (pem, what) = match ca {
                 CaBundle::File(path) => (

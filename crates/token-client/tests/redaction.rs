@@ -9,7 +9,7 @@ use std::error::Error as _;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use bulwark_auth::{AuthError, ManualClock, MemorySource, TokenManager};
+use bulwark_token_client::{AuthError, ManualClock, MemorySource, TokenManager};
 use support::{Mode, TokenServer};
 
 const SECRET: &str = "PLANTED-SECRET-5f1c9e";
@@ -52,7 +52,7 @@ async fn planted_secret_and_token_never_leak() {
     let logs = Captured::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("bulwark_auth=trace")
+        .with_env_filter("bulwark_token_client=trace")
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();

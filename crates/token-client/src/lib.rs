@@ -19,9 +19,9 @@
 //!   only, and tokens and secrets print as `...` / `[REDACTED]`.
 //!
 //! ```no_run
-//! # async fn example(store: std::sync::Arc<dyn bulwark_auth::CredentialSource>) -> bulwark_auth::Result<()> {
+//! # async fn example(store: std::sync::Arc<dyn bulwark_token_client::CredentialSource>) -> bulwark_token_client::Result<()> {
 //! use std::sync::Arc;
-//! use bulwark_auth::TokenManager;
+//! use bulwark_token_client::TokenManager;
 //!
 //! let manager = TokenManager::builder("https://control:8443/oauth/token", "worker")
 //!     .ca_bundle_file("/certs/ca.crt")

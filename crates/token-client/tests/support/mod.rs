@@ -95,7 +95,7 @@ pub fn test_pki() -> (String, CertificateDer<'static>, PrivateKeyDer<'static>) {
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name
-        .push(DnType::CommonName, "bulwark-auth test CA");
+        .push(DnType::CommonName, "bulwark-token-client test CA");
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca, ca_key);
