@@ -29,7 +29,7 @@ use temporalio_common::protos::temporal::api::{
 };
 use time::OffsetDateTime;
 
-use crate::definitions::DEFAULT_TASK_QUEUE;
+use bulwark_workflows::DEFAULT_TASK_QUEUE;
 
 const JSON_ENCODING: &[u8] = b"json/plain";
 const NULL_ENCODING: &[u8] = b"binary/null";
@@ -136,7 +136,7 @@ impl ClientError {
 /// What to start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StartWorkflow {
-    /// Workflow type name, e.g. [`crate::workflow::GREETING`].
+    /// Workflow type name, e.g. [`bulwark_workflows::workflow::GREETING`].
     pub workflow_type: String,
     /// Workflow id; a random `<type>-<uuid>` when absent.
     pub workflow_id: Option<String>,

@@ -7,14 +7,13 @@
 //! * [`Client`]: the workflow surface `bulwark-api` uses — [`Client::start_workflow`],
 //!   [`Client::describe`], [`Client::result`], [`Client::cancel`], [`Client::list`] — with JSON
 //!   inputs and results; [`Client::sdk_client`] for building an SDK worker.
-//! * [`definitions`]: workflow/activity names, input/output types, input validation and the
-//!   failure types activities report, shared by api and worker.
 //! * [`StoreCredentialSource`]: serves the OAuth client credentials of a service from a
 //!   `bulwark-secrets` store (the deployment secret store).
 //!
 //! ```no_run
 //! # async fn demo(tokens: bulwark_token_client::TokenManager) -> Result<(), Box<dyn std::error::Error>> {
-//! use bulwark_temporal::{connect, ConnectOptions, StartWorkflow, workflow};
+//! use bulwark_temporal::{connect, ConnectOptions, StartWorkflow};
+//! use bulwark_workflows::workflow;
 //! let opts = ConnectOptions::new("127.0.0.1:7233", "temporal",
 //!     std::path::Path::new("/work/main/certs"), "api", "default", tokens);
 //! let client = connect(opts).await?;
@@ -32,7 +31,6 @@
 pub mod client;
 pub mod connect;
 pub mod credentials;
-pub mod definitions;
 
 pub use client::{
     Client, ClientError, FailureSummary, Poller, PollerKind, StartWorkflow, Started,
@@ -40,8 +38,3 @@ pub use client::{
 };
 pub use connect::{ConnectError, ConnectOptions, ConnectRetry, Identity, connect};
 pub use credentials::StoreCredentialSource;
-pub use definitions::{
-    DEFAULT_TASK_QUEUE, DatabaseQueryInput, DatabaseQueryOutput, GreetingInput, GreetingOutput,
-    HttpCallInput, HttpCallOutput, InputError, NamedQuery, activity, failure_type,
-    reject_secret_fields, secret_field_path, validate_input, workflow,
-};

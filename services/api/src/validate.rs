@@ -68,7 +68,7 @@ impl StartBody {
             v @ Value::Object(_) => v,
             _ => return Err("input must be a JSON object".into()),
         };
-        if let Some(path) = bulwark_temporal::secret_field_path(&input, "input") {
+        if let Some(path) = bulwark_workflows::secret_field_path(&input, "input") {
             return Err(format!(
                 "{path} looks like a secret value; secrets never go into workflow input. Store it in a secret store and pass a reference in \"credentials\": [{{\"name\": ..., \"credential_type\": ..., \"store_name\": ...}}]"
             ));

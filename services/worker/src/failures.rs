@@ -6,7 +6,7 @@
 //! secret value.
 
 use bulwark_secrets::SecretsError;
-use bulwark_temporal::failure_type;
+use bulwark_workflows::failure_type;
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::ActivityError;
 

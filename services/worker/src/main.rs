@@ -43,7 +43,7 @@ struct Args {
     certs_dir: PathBuf,
     #[arg(long, env = "BULWARK_NAMESPACE", default_value = "default")]
     namespace: String,
-    #[arg(long, env = "BULWARK_TASK_QUEUE", default_value = bulwark_temporal::DEFAULT_TASK_QUEUE)]
+    #[arg(long, env = "BULWARK_TASK_QUEUE", default_value = bulwark_workflows::DEFAULT_TASK_QUEUE)]
     task_queue: String,
     /// Client certificate identity: uses client-<identity>.crt/.key; also the OAuth app name.
     #[arg(long, env = "BULWARK_WORKER_IDENTITY", default_value = "worker")]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use bulwark_temporal::{
+use bulwark_workflows::{
     DatabaseQueryInput, DatabaseQueryOutput, GreetingInput, GreetingOutput, HttpCallInput,
     HttpCallOutput, InputError, failure_type, workflow,
 };

@@ -18,9 +18,10 @@ use axum::http::{HeaderMap, StatusCode};
 use bulwark_secrets::{FileStore, SecretStore};
 use bulwark_temporal::{
     Client, ClientError, ConnectOptions, StartWorkflow, StoreCredentialSource, WorkflowOutcome,
-    WorkflowStatus, failure_type, workflow,
+    WorkflowStatus,
 };
 use bulwark_token_client::TokenManager;
+use bulwark_workflows::{failure_type, workflow};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 

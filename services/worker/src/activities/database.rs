@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use bulwark_temporal::{DatabaseQueryInput, DatabaseQueryOutput, failure_type};
+use bulwark_workflows::{DatabaseQueryInput, DatabaseQueryOutput, failure_type};
 use sqlx::{ConnectOptions, Connection, Row};
 
 use super::Activities;
@@ -102,7 +102,7 @@ impl Activities {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
-    use bulwark_temporal::{DatabaseQueryInput, failure_type};
+    use bulwark_workflows::{DatabaseQueryInput, failure_type};
 
     use super::super::testkit::{PLANTED, activities, pki, policy};
 
@@ -121,7 +121,7 @@ mod tests {
         let query = |name: &str| DatabaseQueryInput {
             credential: bulwark_secrets::basic_ref(name),
             database: "demo".into(),
-            query: bulwark_temporal::NamedQuery::InventorySummary,
+            query: bulwark_workflows::NamedQuery::InventorySummary,
         };
         let f = acts.database_query(query("pinned")).await.unwrap_err();
         assert_eq!(f.kind, failure_type::DESTINATION_NOT_ALLOWED, "{f}");

@@ -4,8 +4,8 @@
 use std::sync::{Arc, PoisonError};
 
 use bulwark_secrets::{Credential, allowed_hosts};
-use bulwark_temporal::{HttpCallInput, HttpCallOutput, failure_type};
 use bulwark_token_client::{MemorySource, TokenManager};
+use bulwark_workflows::{HttpCallInput, HttpCallOutput, failure_type};
 use sha2::{Digest, Sha256};
 
 use super::Activities;

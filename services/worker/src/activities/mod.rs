@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bulwark_secrets::{Credential, CredentialRef, Resolver};
-use bulwark_temporal::{
+use bulwark_token_client::TokenManager;
+use bulwark_workflows::{
     DatabaseQueryInput, DatabaseQueryOutput, GreetingInput, GreetingOutput, HttpCallInput,
     HttpCallOutput, activity, failure_type,
 };
-use bulwark_token_client::TokenManager;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use bulwark_secrets::{FileStore, Resolver, api_key_ref};
-use bulwark_temporal::{HttpCallInput, HttpCallOutput};
+use bulwark_workflows::{HttpCallInput, HttpCallOutput};
 use futures::StreamExt as _;
 
 use super::{Activities, DatabaseTarget, HttpCallPolicy};

@@ -3,7 +3,7 @@ use std::io::Write as _;
 use std::sync::atomic::Ordering;
 
 use bulwark_secrets::{api_key_ref, oauth_client_ref};
-use bulwark_temporal::{HttpCallInput, failure_type};
+use bulwark_workflows::{HttpCallInput, failure_type};
 
 use super::super::HttpCallPolicy;
 use super::super::testkit::{

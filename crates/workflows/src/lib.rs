@@ -1,9 +1,14 @@
+//! # bulwark-workflows
+//!
 //! Workflow and activity definitions shared by `bulwark-api` (which starts workflows) and
 //! `bulwark-worker` (which runs them): names, input/output types, validation and the
 //! application-failure types activities report.
 //!
 //! Inputs carry credential *references* only ([`CredentialRef`]); results carry summaries and
 //! digests only. Nothing defined here can hold a secret value.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::fmt;
 
