@@ -1,6 +1,11 @@
 //! JWT signing keys, JWKS documents and compact-JWS tokens in the shape Temporal's default
 //! claim mapper reads.
 //!
+//! The JOSE work (header, encoding, signature over the signing input) is `jsonwebtoken`'s,
+//! with the algorithm pinned per key: a token is checked only with the algorithm of the key
+//! its `kid` names. What this module adds is Bulwark's rules around it: the RFC 7638
+//! thumbprint as `kid`, and the claim checks below.
+//!
 //! Verification is deliberately strict: only ES256 and RS256, the key is chosen by `kid`, the
 //! header algorithm must match the key's type, and `exp` and `iat` are mandatory. That closes
 //! `alg: none`, HS256-with-the-public-key and unknown-key attacks in one place. The lifetime
@@ -11,9 +16,10 @@
 use std::{fmt, str::FromStr};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::{
     rand::SystemRandom,
-    signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair},
+    signature::{self, EcdsaKeyPair, KeyPair as _},
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -43,6 +49,15 @@ impl FromStr for JwtAlgorithm {
                 value: s.to_owned(),
                 reason: "expected ES256 or RS256",
             }),
+        }
+    }
+}
+
+impl JwtAlgorithm {
+    fn jose(self) -> Algorithm {
+        match self {
+            JwtAlgorithm::Es256 => Algorithm::ES256,
+            JwtAlgorithm::Rs256 => Algorithm::RS256,
         }
     }
 }
@@ -104,30 +119,15 @@ impl Jwk {
         }
     }
 
-    fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
-        let decode = |v: &Option<String>| v.as_deref().and_then(|s| B64.decode(s).ok());
-        match self.algorithm() {
-            Some(JwtAlgorithm::Es256) => {
-                let (Some(x), Some(y)) = (decode(&self.x), decode(&self.y)) else {
-                    return false;
-                };
-                let mut point = Vec::with_capacity(65);
-                point.push(0x04);
-                point.extend_from_slice(&x);
-                point.extend_from_slice(&y);
-                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                    .verify(message, sig)
-                    .is_ok()
+    /// The verification key, or `None` for a JWK that is not a usable ES256/RS256 key.
+    fn decoding_key(&self) -> Option<DecodingKey> {
+        match self.algorithm()? {
+            JwtAlgorithm::Es256 => {
+                DecodingKey::from_ec_components(self.x.as_deref()?, self.y.as_deref()?).ok()
             }
-            Some(JwtAlgorithm::Rs256) => {
-                let (Some(n), Some(e)) = (decode(&self.n), decode(&self.e)) else {
-                    return false;
-                };
-                signature::RsaPublicKeyComponents { n, e }
-                    .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, sig)
-                    .is_ok()
+            JwtAlgorithm::Rs256 => {
+                DecodingKey::from_rsa_components(self.n.as_deref()?, self.e.as_deref()?).ok()
             }
-            None => false,
         }
     }
 }
@@ -144,16 +144,11 @@ impl Jwks {
     }
 }
 
-enum Signer {
-    Ec(EcdsaKeyPair),
-    Rsa(RsaKeyPair),
-}
-
 /// A JWT signing key. `Debug` prints only the algorithm and `kid`.
 pub struct SigningKey {
     alg: JwtAlgorithm,
     pkcs8: Zeroizing<Vec<u8>>,
-    signer: Signer,
+    encoding: EncodingKey,
     jwk: Jwk,
     public_pem: String,
 }
@@ -212,7 +207,7 @@ impl SigningKey {
         alg: JwtAlgorithm,
         pkcs8: Zeroizing<Vec<u8>>,
     ) -> std::result::Result<Self, String> {
-        let (signer, mut jwk, public_pem) = match alg {
+        let (encoding, mut jwk, public_pem) = match alg {
             JwtAlgorithm::Es256 => {
                 let kp = EcdsaKeyPair::from_pkcs8(
                     &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -236,13 +231,16 @@ impl SigningKey {
                     e: None,
                 };
                 let pem = ec_p256_spki_pem(point);
-                (Signer::Ec(kp), jwk, pem)
+                (EncodingKey::from_ec_der(&pkcs8), jwk, pem)
             }
             JwtAlgorithm::Rs256 => {
+                use rsa::pkcs1::EncodeRsaPrivateKey;
                 use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey, LineEnding};
                 use rsa::traits::PublicKeyParts;
-                let kp = RsaKeyPair::from_pkcs8(&pkcs8).map_err(|e| e.to_string())?;
                 let rk = rsa::RsaPrivateKey::from_pkcs8_der(&pkcs8).map_err(|e| e.to_string())?;
+                // jsonwebtoken takes RSA keys as PKCS#1; the DER is dropped (zeroized) here.
+                let pkcs1 = rk.to_pkcs1_der().map_err(|e| e.to_string())?;
+                let encoding = EncodingKey::from_rsa_der(pkcs1.as_bytes());
                 let public = rk.to_public_key();
                 let jwk = Jwk {
                     kty: "RSA".into(),
@@ -258,14 +256,14 @@ impl SigningKey {
                 let pem = public
                     .to_public_key_pem(LineEnding::LF)
                     .map_err(|e| e.to_string())?;
-                (Signer::Rsa(kp), jwk, pem)
+                (encoding, jwk, pem)
             }
         };
         jwk.kid = jwk.thumbprint();
         Ok(SigningKey {
             alg,
             pkcs8,
-            signer,
+            encoding,
             jwk,
             public_pem,
         })
@@ -301,41 +299,15 @@ impl SigningKey {
 
     /// Sign `claims` as a compact JWS with `kid` and `typ: JWT` in the header.
     pub fn sign(&self, claims: &Claims) -> Result<String> {
-        let header = serde_json::json!({"alg": self.alg, "kid": self.kid(), "typ": "JWT"});
-        let encode = |v: &dyn erased::Json| v.to_b64();
-        let signing_input = format!("{}.{}", encode(&header)?, encode(claims)?);
-        let sig = match &self.signer {
-            Signer::Ec(kp) => kp
-                .sign(&SystemRandom::new(), signing_input.as_bytes())
-                .map_err(gen_err)?
-                .as_ref()
-                .to_vec(),
-            Signer::Rsa(kp) => {
-                let mut sig = vec![0u8; kp.public().modulus_len()];
-                kp.sign(
-                    &signature::RSA_PKCS1_SHA256,
-                    &SystemRandom::new(),
-                    signing_input.as_bytes(),
-                    &mut sig,
-                )
-                .map_err(gen_err)?;
-                sig
-            }
-        };
-        Ok(format!("{signing_input}.{}", B64.encode(sig)))
+        self.sign_json(claims)
     }
-}
 
-mod erased {
-    use super::*;
-    pub(super) trait Json {
-        fn to_b64(&self) -> Result<String>;
-    }
-    impl<T: Serialize> Json for T {
-        fn to_b64(&self) -> Result<String> {
-            let bytes = serde_json::to_vec(self).map_err(gen_err)?;
-            Ok(B64.encode(bytes))
-        }
+    /// Sign any claims object (tests use it for claims `Claims` would never produce).
+    pub(crate) fn sign_json(&self, claims: &impl Serialize) -> Result<String> {
+        let mut header = Header::new(self.alg.jose());
+        header.kid = Some(self.kid().to_owned());
+        header.typ = Some("JWT".into());
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(gen_err)
     }
 }
 
@@ -433,12 +405,6 @@ impl Claims {
     }
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-    kid: Option<String>,
-}
-
 /// Default leeway for `exp`/`nbf`/`iat`, matching what the Go JWT libraries typically allow.
 pub const DEFAULT_LEEWAY: time::Duration = time::Duration::seconds(60);
 
@@ -490,15 +456,28 @@ pub fn verify(
     now: OffsetDateTime,
     opts: &VerifyOptions<'_>,
 ) -> std::result::Result<Claims, TokenError> {
-    let (header_b64, claims_b64, sig_b64) = split3(token.trim()).ok_or(TokenError::Malformed)?;
-    let header: Header = B64
-        .decode(header_b64)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(TokenError::Malformed)?;
-    let alg = match header.alg.as_str() {
-        "ES256" => JwtAlgorithm::Es256,
-        "RS256" => JwtAlgorithm::Rs256,
+    let token = token.trim();
+    let (header_b64, _, _) = split3(token).ok_or(TokenError::Malformed)?;
+    let header: Header = match jsonwebtoken::decode_header(token) {
+        Ok(h) => h,
+        // jsonwebtoken cannot name algorithms it does not know (`none`, `ES256K`, ...);
+        // a header that parses as JSON with such an `alg` is a refused algorithm, the
+        // rest is malformed.
+        Err(_) => {
+            let alg = B64
+                .decode(header_b64)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v.get("alg").and_then(|a| a.as_str()).map(str::to_owned));
+            return Err(match alg {
+                Some(_) => TokenError::DisallowedAlgorithm,
+                None => TokenError::Malformed,
+            });
+        }
+    };
+    let alg = match header.alg {
+        Algorithm::ES256 => JwtAlgorithm::Es256,
+        Algorithm::RS256 => JwtAlgorithm::Rs256,
         _ => return Err(TokenError::DisallowedAlgorithm),
     };
     let key = header
@@ -509,16 +488,28 @@ pub fn verify(
     if key.algorithm() != Some(alg) {
         return Err(TokenError::AlgorithmMismatch);
     }
-    let sig = B64.decode(sig_b64).map_err(|_| TokenError::Malformed)?;
-    let signing_input = &token.trim()[..header_b64.len() + 1 + claims_b64.len()];
-    if !key.verify(signing_input.as_bytes(), &sig) {
-        return Err(TokenError::BadSignature);
-    }
-    let value: serde_json::Value = B64
-        .decode(claims_b64)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(TokenError::Malformed)?;
+    let decoding = key.decoding_key().ok_or(TokenError::UnknownKey)?;
+    // The key's own algorithm only; every time-based and audience rule is Bulwark's, below,
+    // so jsonwebtoken checks the signature and nothing else.
+    let mut only_signature = Validation::new(alg.jose());
+    only_signature.validate_exp = false;
+    only_signature.validate_nbf = false;
+    only_signature.validate_aud = false;
+    only_signature.required_spec_claims.clear();
+    only_signature.leeway = 0;
+    let value: serde_json::Value =
+        match jsonwebtoken::decode::<serde_json::Value>(token, &decoding, &only_signature) {
+            Ok(data) => data.claims,
+            Err(e) => {
+                return Err(match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
+                    jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
+                        TokenError::AlgorithmMismatch
+                    }
+                    _ => TokenError::Malformed,
+                });
+            }
+        };
     if value.get("exp").and_then(|v| v.as_i64()).is_none() {
         return Err(TokenError::MissingExpiry);
     }
@@ -640,19 +631,64 @@ mod tests {
         );
     }
 
+    #[test]
+    fn rs256_roundtrip_and_algorithm_pinning() {
+        let rsa = SigningKey::generate(JwtAlgorithm::Rs256).unwrap();
+        let ec = SigningKey::generate(JwtAlgorithm::Es256).unwrap();
+        let jwks = Jwks {
+            keys: vec![rsa.jwk().clone(), ec.jwk().clone()],
+        };
+        let now = OffsetDateTime::now_utc();
+        let token = rsa.sign(&claims(600)).unwrap();
+        assert_eq!(verify(&token, &jwks, now, &opts()).unwrap().sub, "test");
+        // A reloaded key (PEM on disk) signs tokens the published JWK verifies.
+        let reloaded = SigningKey::from_pem(rsa.private_pem().expose()).unwrap();
+        assert_eq!(reloaded.kid(), rsa.kid());
+        verify(&reloaded.sign(&claims(600)).unwrap(), &jwks, now, &opts()).unwrap();
+
+        let parts: Vec<&str> = token.split('.').collect();
+        let with_header = |alg: &str, kid: &str| {
+            let h = B64.encode(format!(r#"{{"alg":"{alg}","kid":"{kid}","typ":"JWT"}}"#));
+            format!("{h}.{}.{}", parts[1], parts[2])
+        };
+        // The RSA key's token relabelled ES256: the key's type decides, not the header.
+        assert_eq!(
+            verify(&with_header("ES256", rsa.kid()), &jwks, now, &opts()),
+            Err(TokenError::AlgorithmMismatch)
+        );
+        // HS256 with a public key as the MAC secret is refused before any key is used.
+        assert_eq!(
+            verify(&with_header("HS256", rsa.kid()), &jwks, now, &opts()),
+            Err(TokenError::DisallowedAlgorithm)
+        );
+        // The RSA signature under the EC key's kid.
+        assert_eq!(
+            verify(&with_header("RS256", ec.kid()), &jwks, now, &opts()),
+            Err(TokenError::AlgorithmMismatch)
+        );
+        // Unknown kid, and garbage.
+        assert_eq!(
+            verify(&with_header("RS256", "nope"), &jwks, now, &opts()),
+            Err(TokenError::UnknownKey)
+        );
+        assert_eq!(
+            verify("a.b", &jwks, now, &opts()),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(
+            verify(
+                &format!("{}.{}.@@", parts[0], parts[1]),
+                &jwks,
+                now,
+                &opts()
+            ),
+            Err(TokenError::Malformed)
+        );
+    }
+
     /// Sign arbitrary claims (the fields `Claims` would always set can be left out).
     fn sign_raw(key: &SigningKey, claims: &serde_json::Value) -> String {
-        let header = B64.encode(format!(
-            r#"{{"alg":"ES256","kid":"{}","typ":"JWT"}}"#,
-            key.kid()
-        ));
-        let body = B64.encode(serde_json::to_vec(claims).unwrap());
-        let input = format!("{header}.{body}");
-        let Signer::Ec(kp) = &key.signer else {
-            panic!("ES256 key expected")
-        };
-        let sig = kp.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
-        format!("{input}.{}", B64.encode(sig.as_ref()))
+        key.sign_json(claims).unwrap()
     }
 
     #[test]
