@@ -3,15 +3,17 @@
 use std::fmt;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use bulwark_secret::Secret;
 use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 /// A client secret in the clear. Exists only between generation and hand-over, or while a
-/// request is being authenticated. `Debug` prints `"..."`.
+/// request is being authenticated. `Debug` prints `"..."`; the zeroizing buffer is the
+/// workspace's one [`Secret`] type, this wrapper adds generation and hashing.
 #[derive(Clone)]
-pub struct ClientSecret(Zeroizing<String>);
+pub struct ClientSecret(Secret);
 
 impl fmt::Debug for ClientSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -27,21 +29,21 @@ impl ClientSecret {
         SystemRandom::new()
             .fill(&mut bytes[..])
             .map_err(|_| crate::Error::Random)?;
-        Ok(ClientSecret(Zeroizing::new(
+        Ok(ClientSecret(Secret::new(
             URL_SAFE_NO_PAD.encode(&bytes[..]),
         )))
     }
 
     pub fn from_presented(s: &str) -> Self {
-        ClientSecret(Zeroizing::new(s.to_owned()))
+        ClientSecret(Secret::new(s))
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose()
     }
 
     pub fn hash(&self) -> SecretHash {
-        SecretHash(Sha256::digest(self.0.as_bytes()).into())
+        SecretHash(Sha256::digest(self.0.expose().as_bytes()).into())
     }
 }
 
