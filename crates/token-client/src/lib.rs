@@ -60,7 +60,7 @@ pub use manager::{
     TokenManagerBuilder,
 };
 pub use policy::RefreshPolicy;
-pub use secret::SecretString;
+pub use secret::{Secret, SecretString};
 pub use token::{AccessToken, LifetimeSource};
 
 /// Re-exported so implementors of [`CredentialSource`] use the same macro version.
