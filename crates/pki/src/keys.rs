@@ -2,7 +2,7 @@
 
 use std::{fmt, str::FromStr};
 
-use zeroize::Zeroizing;
+use bulwark_secret::Secret;
 
 use crate::error::Error;
 
@@ -55,17 +55,18 @@ impl fmt::Display for KeyAlgorithm {
     }
 }
 
-/// A PEM-encoded private key. Zeroized on drop; `Debug` shows `"..."`.
+/// A PEM-encoded private key. Zeroized on drop (the buffer is the workspace's one
+/// [`Secret`] type); `Debug` shows `"..."`.
 #[derive(Clone)]
-pub struct PrivateKeyPem(Zeroizing<String>);
+pub struct PrivateKeyPem(Secret);
 
 impl PrivateKeyPem {
     pub fn new(pem: String) -> Self {
-        PrivateKeyPem(Zeroizing::new(pem))
+        PrivateKeyPem(Secret::new(pem))
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose()
     }
 }
 
@@ -83,6 +84,10 @@ mod tests {
     fn private_key_debug_is_redacted() {
         let k = PrivateKeyPem::new("-----BEGIN PRIVATE KEY-----SECRET".into());
         assert_eq!(format!("{k:?}"), "PrivateKeyPem(\"...\")");
+        assert!(
+            k.expose().ends_with("SECRET"),
+            "the value is kept for the point of use"
+        );
     }
 
     #[test]
