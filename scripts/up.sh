@@ -63,7 +63,7 @@ psql_secret() {
 
 secret_file() { # secret_file NAME -> path of a generated-once 0600 random secret
   local f="$SECRETS/$1"
-  if [[ ! -s $f ]]; then (umask 077; openssl rand -hex 24 >"$f"); fi
+  "$BIN/bulwark-init" secrets gen-password --out "$f" || die "generating $f failed"
   printf '%s' "$f"
 }
 
@@ -122,7 +122,8 @@ SQL
 
 bulwark_db() {
   local url="$SECRETS/bulwark-db.url"
-  (umask 077; printf 'postgres://bulwark:%s@127.0.0.1:%s/bulwark\n' "$(cat "$SECRETS/bulwark-db.password")" "$PG_PORT" >"$url")
+  "$BIN/bulwark-init" secrets database-url --out "$url" --password-file "$SECRETS/bulwark-db.password" \
+    --host 127.0.0.1 --port "$PG_PORT" || die "writing $url failed"
   log "bulwark-init database (migrations, OAuth clients)"
   "$BIN/bulwark-init" database --database-url-file "$url" --out "$CREDENTIALS" \
     --token-url "$CONTROL_URL/oauth/token" --namespace "$NAMESPACES" >>"$LOGS/init.log" 2>&1 \
@@ -155,58 +156,12 @@ GRANT SELECT ON inventory TO bulwark_reader;
 SQL
     as_pg psql -h "$PGDIR/run" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q >>"$LOGS/psql.log" 2>&1 \
     || { tail -20 "$LOGS/psql.log" >&2; die "provisioning the demo database failed"; }
-  local app="$CREDENTIALS/app-secrets.json"
-  DEMO_PW_FILE="$pw_file" APP="$app" PG_PORT="$PG_PORT" API_PORT="$API_PORT" python3 - <<'PY' || die "writing $CREDENTIALS/app-secrets.json failed"
-import json, os
-path = os.environ["APP"]
-try:
-    doc = json.load(open(path))
-except FileNotFoundError:
-    doc = {}
-# Each credential may be sent only where it belongs (the worker refuses any other host).
-doc["demo-db"] = {"username": "bulwark_reader", "password": open(os.environ["DEMO_PW_FILE"]).read().strip(),
-                  "allowed_hosts": ["127.0.0.1:" + os.environ["PG_PORT"]]}
-if "demo-oauth" in doc:
-    doc["demo-oauth"]["allowed_hosts"] = ["127.0.0.1:" + os.environ["API_PORT"]]
-tmp = path + ".tmp"
-fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-with os.fdopen(fd, "w") as f:
-    json.dump(doc, f, indent=2)
-os.replace(tmp, path)
-PY
-  mkdir -p "$STATE/components"
-  cat >"$STATE/components/default.yaml" <<YAML
-# Application credentials for the reference workflows (written by scripts/up.sh).
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: default
-spec:
-  type: secretstores.local.file
-  version: v1
-  metadata:
-    - name: secretsFile
-      value: $CREDENTIALS/app-secrets.json
-# Only the worker resolves credentials.
-scopes:
-  - worker
-YAML
-  cat >"$STATE/components/deployment.yaml" <<YAML
-# The deployment secret store: the services' own OAuth client credentials.
-apiVersion: dapr.io/v1alpha1
-kind: Component
-metadata:
-  name: deployment
-spec:
-  type: secretstores.local.file
-  version: v1
-  metadata:
-    - name: secretsFile
-      value: $CREDENTIALS/deployment-secrets-worker.json
-# Only the worker resolves credentials.
-scopes:
-  - worker
-YAML
+  # Each credential may be sent only where it belongs (the worker refuses any other host).
+  "$BIN/bulwark-init" secrets app-secrets --out "$CREDENTIALS/app-secrets.json" --demo-password-file "$pw_file" \
+    --demo-db-host "127.0.0.1:$PG_PORT" --demo-oauth-host "127.0.0.1:$API_PORT" \
+    || die "writing $CREDENTIALS/app-secrets.json failed"
+  "$BIN/bulwark-init" secrets components --out "$STATE/components" --credentials-dir "$CREDENTIALS" \
+    || die "writing the component files in $STATE/components failed"
 }
 
 # start_service NAME READY_URL CMD... : start a Bulwark service in the background and wait

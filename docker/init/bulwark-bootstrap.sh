@@ -51,7 +51,7 @@ as_bulwark() {
 secret() {
   f="$SECRETS/$1"
   if [ ! -s "$f" ]; then
-    (umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$f.tmp" && mv "$f.tmp" "$f")
+    bulwark-init secrets gen-password --out "$f" || die "generating $f failed"
     log "generated $f"
   fi
   chown "$2:$3" "$f" && chmod "$4" "$f"
@@ -67,12 +67,12 @@ grant() {
   done
 }
 
-# read_secret VAR NAME: the value of ${VAR}_FILE if set, else $SECRETS/NAME.
-read_secret() {
+# secret_path VAR NAME: the file ${VAR}_FILE names if set, else $SECRETS/NAME (never the value).
+secret_path() {
   eval "path=\${$1_FILE:-}"
   [ -n "$path" ] || path="$SECRETS/$2"
   [ -s "$path" ] || die "missing secret $path"
-  tr -d '\n' <"$path"
+  printf '%s' "$path"
 }
 
 generate() {
@@ -105,19 +105,18 @@ generate() {
 database() {
   host=${BULWARK_PG_HOST:-postgres} port=${BULWARK_PG_PORT:-5432}
   url=${BULWARK_DATABASE_URL_FILE:-$SECRETS/bulwark-db.url}
-  pw=$(read_secret BULWARK_DB_PASSWORD bulwark-db.password)
+  pw=$(secret_path BULWARK_DB_PASSWORD bulwark-db.password)
   # Rewritten in place: the file was created (owned by bulwark, 0600) by the generate phase.
-  (umask 077; printf 'postgres://bulwark:%s@%s:%s/bulwark\n' "$pw" "$host" "$port" >"$url")
-  unset pw
+  bulwark-init secrets database-url --out "$url" --password-file "$pw" --host "$host" --port "$port" \
+    || die "writing $url failed"
   install -d -m 0711 "$CREDENTIALS"
   # The reference workflows' credential (read-only role on the demo database, created by the
   # Postgres init script) in the app secret store the worker's component files point to.
   # Written once, before bulwark-init, which adds its own entries (http-demo) and keeps ours.
   if [ ! -s "$CREDENTIALS/app-secrets.json" ]; then
-    demo=$(read_secret BULWARK_DEMO_READER_PASSWORD demo-reader.password)
-    (umask 077; printf '{\n  "demo-db": {"username": "bulwark_reader", "password": "%s"}\n}\n' "$demo" >"$CREDENTIALS/app-secrets.json.tmp")
-    mv "$CREDENTIALS/app-secrets.json.tmp" "$CREDENTIALS/app-secrets.json"
-    unset demo
+    bulwark-init secrets app-secrets --out "$CREDENTIALS/app-secrets.json" \
+      --demo-password-file "$(secret_path BULWARK_DEMO_READER_PASSWORD demo-reader.password)" \
+      || die "writing $CREDENTIALS/app-secrets.json failed"
   fi
   log "bulwark-init database (migrations, OAuth clients)"
   # The token URL as the services (and the HttpCall workflow's credential) reach control.

@@ -8,6 +8,7 @@ use std::{path::PathBuf, process::ExitCode};
 mod admin;
 mod database;
 mod pki;
+mod secrets;
 
 use bulwark_pki::{Settings, cli::PkiArgs, names::Namespace, rotate::SystemClock};
 use clap::{Args, Parser, Subcommand};
@@ -88,6 +89,12 @@ enum Command {
             default_value = "default"
         )]
         namespaces: Vec<Namespace>,
+    },
+    /// The deployment's own secret files: database passwords and URL, the demo credential,
+    /// the secret-store component files (for scripts/up.sh and the compose bootstrap).
+    Secrets {
+        #[command(subcommand)]
+        command: secrets::SecretsCommand,
     },
     /// Admin page accounts, straight against the database (works with the page down).
     Admin {
@@ -275,6 +282,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
                 anyhow::Ok(())
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Secrets { command } => {
+            secrets::run(command)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { dir, renew_at } => Ok(pki::verify(&dir, renew_at, &clock)),
