@@ -105,17 +105,8 @@ postgres_up() {
   fi
   head -1 "$PGDIR/data/postmaster.pid" >"$RUN/postgres.pid"
   # Passwords never go on a command line (ps shows it): psql reads them from stdin.
-  { psql_secret tpw "$(secret_file temporal-db.password)"; psql_secret bpw "$(secret_file bulwark-db.password)"; cat <<'SQL'; } |
-SELECT format('CREATE ROLE temporal LOGIN PASSWORD %L', :'tpw') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'temporal') \gexec
-SELECT format('ALTER ROLE temporal PASSWORD %L', :'tpw') \gexec
-SELECT format('CREATE ROLE bulwark LOGIN PASSWORD %L', :'bpw') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bulwark') \gexec
-SELECT format('ALTER ROLE bulwark PASSWORD %L', :'bpw') \gexec
-SELECT 'CREATE DATABASE temporal OWNER temporal' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'temporal') \gexec
-SELECT 'CREATE DATABASE temporal_visibility OWNER temporal' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'temporal_visibility') \gexec
-SELECT 'CREATE DATABASE bulwark OWNER bulwark' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'bulwark') \gexec
--- Only each database's owner may connect; Postgres grants CONNECT to PUBLIC by default.
-REVOKE ALL ON DATABASE temporal, temporal_visibility, bulwark FROM PUBLIC;
-SQL
+  { psql_secret tpw "$(secret_file temporal-db.password)"; psql_secret bpw "$(secret_file bulwark-db.password)"
+    cat "$ROOT/migrations/superuser/roles.sql"; } |
     as_pg psql -h "$PGDIR/run" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q >"$LOGS/psql.log" 2>&1 \
     || { cat "$LOGS/psql.log" >&2; die "creating Postgres roles failed"; }
 }
@@ -141,19 +132,7 @@ bulwark_db() {
 # credential references to the stores.
 demo_data() {
   local pw_file; pw_file=$(secret_file demo-reader.password)
-  { psql_secret pw "$pw_file"; cat <<'SQL'; } |
-SELECT format('CREATE ROLE bulwark_reader LOGIN PASSWORD %L', :'pw') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bulwark_reader') \gexec
-SELECT format('ALTER ROLE bulwark_reader PASSWORD %L NOSUPERUSER NOCREATEDB NOCREATEROLE', :'pw') \gexec
-SELECT 'CREATE DATABASE demo' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'demo') \gexec
-REVOKE ALL ON DATABASE demo FROM PUBLIC;
-GRANT CONNECT ON DATABASE demo TO bulwark_reader;
-\connect demo
-CREATE TABLE IF NOT EXISTS inventory (id serial PRIMARY KEY, item text NOT NULL, quantity integer NOT NULL);
-INSERT INTO inventory (item, quantity) SELECT * FROM (VALUES ('anvil', 3), ('rope', 12), ('lantern', 5)) v WHERE NOT EXISTS (SELECT FROM inventory);
-REVOKE ALL ON SCHEMA public FROM PUBLIC;
-GRANT USAGE ON SCHEMA public TO bulwark_reader;
-GRANT SELECT ON inventory TO bulwark_reader;
-SQL
+  { psql_secret dpw "$pw_file"; cat "$ROOT/migrations/superuser/demo.sql"; } |
     as_pg psql -h "$PGDIR/run" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q >>"$LOGS/psql.log" 2>&1 \
     || { tail -20 "$LOGS/psql.log" >&2; die "provisioning the demo database failed"; }
   # Each credential may be sent only where it belongs (the worker refuses any other host).
