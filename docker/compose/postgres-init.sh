@@ -10,7 +10,7 @@ SQL=${BULWARK_SQL_DIR:-/bulwark/sql}
 # The passwords reach psql on stdin as \set lines, never as arguments (ps shows those).
 # psql unescapes \ and '' in quoted \set values: escape both.
 pwset() { printf "\\set %s '%s'\n" "$1" "$(pw "$2" | sed -e 's/\\/\\\\/g' -e "s/'/''/g")"; }
-for f in roles.sql demo.sql; do [[ -s $SQL/$f ]] || { echo "postgres-init: missing $SQL/$f" >&2; exit 1; }; done
+for sqlf in roles.sql demo.sql; do [[ -s $SQL/$sqlf ]] || { echo "postgres-init: missing $SQL/$sqlf" >&2; exit 1; }; done
 {
 pwset tpw "${BULWARK_TEMPORAL_DB_PASSWORD_FILE:-$S/temporal-db.password}"
 pwset bpw "${BULWARK_DB_PASSWORD_FILE:-$S/bulwark-db.password}"
