@@ -23,6 +23,7 @@
 #[cfg(feature = "clap")]
 pub mod cli;
 pub mod headers;
+pub mod metrics;
 mod stats;
 
 use std::{

@@ -1,8 +1,18 @@
-//! Per-listener counters, rendered in the Prometheus text format.
+//! Per-listener counters, exposed through a process's metrics registry ([`Listeners`]).
 
 use std::{
-    fmt::Write,
-    sync::atomic::{AtomicU64, Ordering::Relaxed},
+    fmt,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+    registry::Registry,
 };
 
 /// Why the server closed a connection on its own.
@@ -128,87 +138,157 @@ impl Stats {
         self.limit_reached.fetch_add(1, Relaxed);
     }
 
-    /// Prometheus text for several listeners, each metric family once.
+    /// Prometheus text for several listeners, each metric family once: a registry of its
+    /// own holding only these counters (a service registers [`Listeners`] in its one
+    /// registry instead).
     pub fn render_all<'a>(all: impl IntoIterator<Item = &'a Stats> + Clone) -> String {
-        let mut out = String::new();
-        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        family(
-            &mut out,
-            "bulwark_http_connections_accepted_total",
-            "counter",
-            "TLS connections accepted",
-        );
-        for s in all.clone() {
-            let _ = writeln!(
-                out,
-                "bulwark_http_connections_accepted_total{{listener=\"{}\"}} {}",
-                s.listener,
-                s.accepted_total()
-            );
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Frozen(all.into_iter().map(Stats::read).collect())));
+        crate::metrics::render(&registry)
+    }
+
+    fn read(&self) -> Reading {
+        Reading {
+            listener: self.listener,
+            accepted: self.accepted_total(),
+            active: self.active(),
+            closed: Closed::ALL.map(|why| self.closed_total(why)),
+            request_timeouts: self.request_timeouts_total(),
+            limit_reached: self.limit_reached_total(),
         }
-        family(
-            &mut out,
+    }
+}
+
+/// The listeners of a process, as a collector of its metrics registry: every listener's
+/// counters are read at scrape time, each family once with a `listener` label.
+#[derive(Debug, Default)]
+pub struct Listeners(Mutex<Vec<Arc<Stats>>>);
+
+impl Listeners {
+    /// Include a listener's counters in every later scrape.
+    pub fn add(&self, stats: Arc<Stats>) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(stats);
+    }
+}
+
+impl Collector for Listeners {
+    fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
+        let readings: Vec<Reading> = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|s| s.read())
+            .collect();
+        encode(&readings, encoder)
+    }
+}
+
+/// Counters read once, for [`Stats::render_all`].
+#[derive(Debug)]
+struct Frozen(Vec<Reading>);
+
+impl Collector for Frozen {
+    fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
+        encode(&self.0, encoder)
+    }
+}
+
+/// One listener's counters at one instant.
+#[derive(Debug)]
+struct Reading {
+    listener: &'static str,
+    accepted: u64,
+    active: u64,
+    closed: [u64; Closed::ALL.len()],
+    request_timeouts: u64,
+    limit_reached: u64,
+}
+
+/// Label values are the listener names the binaries chose and the fixed reasons of
+/// [`Closed`]: nothing a peer sends becomes a label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ClosedLabels {
+    listener: &'static str,
+    reason: &'static str,
+}
+
+/// Counters are named without `_total`: the encoder appends it, so the exposed names are
+/// `bulwark_http_connections_accepted_total` etc.
+fn encode(readings: &[Reading], mut encoder: DescriptorEncoder) -> fmt::Result {
+    let counter = |encoder: &mut DescriptorEncoder,
+                   name: &str,
+                   help: &str,
+                   value: fn(&Reading) -> u64|
+     -> fmt::Result {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for r in readings {
+            let labels = ListenerLabels {
+                listener: r.listener,
+            };
+            ConstCounter::new(value(r)).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    };
+    counter(
+        &mut encoder,
+        "bulwark_http_connections_accepted",
+        "TLS connections accepted",
+        |r| r.accepted,
+    )?;
+    {
+        let mut family = encoder.encode_descriptor(
             "bulwark_http_connections_active",
-            "gauge",
             "connections open now",
-        );
-        for s in all.clone() {
-            let _ = writeln!(
-                out,
-                "bulwark_http_connections_active{{listener=\"{}\"}} {}",
-                s.listener,
-                s.active()
-            );
+            None,
+            MetricType::Gauge,
+        )?;
+        for r in readings {
+            let labels = ListenerLabels {
+                listener: r.listener,
+            };
+            // Above i64::MAX open connections is not a state this process can reach.
+            let active = i64::try_from(r.active).unwrap_or(i64::MAX);
+            ConstGauge::new(active).encode(family.encode_family(&labels)?)?;
         }
-        family(
-            &mut out,
-            "bulwark_http_connections_closed_total",
-            "counter",
+    }
+    {
+        let mut family = encoder.encode_descriptor(
+            "bulwark_http_connections_closed",
             "connections closed by the server, by reason",
-        );
-        for s in all.clone() {
+            None,
+            MetricType::Counter,
+        )?;
+        for r in readings {
             for why in Closed::ALL {
-                let _ = writeln!(
-                    out,
-                    "bulwark_http_connections_closed_total{{listener=\"{}\",reason=\"{}\"}} {}",
-                    s.listener,
-                    why.label(),
-                    s.closed_total(why)
-                );
+                let labels = ClosedLabels {
+                    listener: r.listener,
+                    reason: why.label(),
+                };
+                ConstCounter::new(r.closed[why.index()]).encode(family.encode_family(&labels)?)?;
             }
         }
-        family(
-            &mut out,
-            "bulwark_http_request_timeouts_total",
-            "counter",
-            "requests answered 503 after the request timeout",
-        );
-        for s in all.clone() {
-            let _ = writeln!(
-                out,
-                "bulwark_http_request_timeouts_total{{listener=\"{}\"}} {}",
-                s.listener,
-                s.request_timeouts_total()
-            );
-        }
-        family(
-            &mut out,
-            "bulwark_http_connection_limit_reached_total",
-            "counter",
-            "times every connection slot was taken",
-        );
-        for s in all {
-            let _ = writeln!(
-                out,
-                "bulwark_http_connection_limit_reached_total{{listener=\"{}\"}} {}",
-                s.listener,
-                s.limit_reached_total()
-            );
-        }
-        out
     }
+    counter(
+        &mut encoder,
+        "bulwark_http_request_timeouts",
+        "requests answered 503 after the request timeout",
+        |r| r.request_timeouts,
+    )?;
+    counter(
+        &mut encoder,
+        "bulwark_http_connection_limit_reached",
+        "times every connection slot was taken",
+        |r| r.limit_reached,
+    )
 }
 
 /// Decrements the active gauge when the connection's task ends.
