@@ -4,6 +4,9 @@
 
 use std::str::FromStr;
 
+#[cfg(feature = "clap")]
+pub mod cli;
+
 /// The environment variable holding the log filter (`tracing` `EnvFilter` syntax), for every
 /// Bulwark binary alike.
 pub const LOG_FILTER_VAR: &str = "BULWARK_LOG";
