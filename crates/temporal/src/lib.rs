@@ -28,6 +28,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "clap")]
+pub mod cli;
 pub mod client;
 pub mod connect;
 pub mod credentials;
