@@ -39,6 +39,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "clap")]
+pub mod cli;
 mod clock;
 mod credentials;
 mod endpoint;
