@@ -6,47 +6,35 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context;
 use bulwark_api::{AppState, Metrics, app, auth::Verifier, temporal_backend::TemporalBackend};
 use bulwark_secrets::FileStore;
-use bulwark_temporal::{ConnectOptions, StoreCredentialSource, connect};
+use bulwark_temporal::{StoreCredentialSource, cli::TemporalArgs, connect};
 use bulwark_tls::{PemFiles, Reloading, server_config};
-use bulwark_token_client::TokenManager;
+use bulwark_token_client::cli::TokenClientArgs;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "bulwark-api",
     version,
-    about = "Bulwark public API: start and track workflows"
+    about = "Bulwark public API: start and track workflows",
+    // The worker may find its credentials in a component store instead; the API has only
+    // this file, so here it is required (a parse error, as before the flag was shared).
+    mut_arg("deployment_secrets", |a| a.required(true))
 )]
 struct Config {
     #[arg(long, env = "BULWARK_API_LISTEN", default_value = "127.0.0.1:8444")]
     listen: SocketAddr,
+    /// Directory with ca.crt, client-api.crt/.key, api-server.crt/.key and jwks.json.
     #[arg(long, env = "BULWARK_CERTS_DIR", default_value = "certs")]
     certs_dir: PathBuf,
-    #[arg(
-        long,
-        env = "BULWARK_TEMPORAL_ADDRESS",
-        default_value = "127.0.0.1:7233"
-    )]
-    temporal_address: String,
-    #[arg(long, env = "BULWARK_TEMPORAL_SERVER_NAME", default_value = "temporal")]
-    temporal_server_name: String,
-    #[arg(long, env = "BULWARK_NAMESPACE", default_value = "default")]
-    namespace: String,
-    /// bulwark-control's base URL; tokens come from `<url>/oauth/token`.
-    #[arg(
-        long,
-        env = "BULWARK_CONTROL_URL",
-        default_value = "https://127.0.0.1:8443"
-    )]
-    control_url: String,
-    /// The deployment secret store (JSON) holding `api_client_id` / `api_client_secret`.
-    #[arg(long, env = "BULWARK_DEPLOYMENT_SECRETS")]
-    deployment_secrets: PathBuf,
+    #[command(flatten)]
+    temporal: TemporalArgs,
+    #[command(flatten)]
+    token_client: TokenClientArgs,
     /// Longest a result request may wait.
     #[arg(long, env = "BULWARK_API_MAX_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
     max_wait: Duration,
-    #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text")]
-    log_format: bulwark_process::LogFormat,
+    #[command(flatten)]
+    log: bulwark_process::cli::LogArgs,
     #[command(flatten)]
     http: bulwark_serve::cli::ListenerArgs,
     /// Longest accepted bearer-token lifetime (`exp - iat`); longer tokens are refused.
@@ -60,32 +48,29 @@ struct Config {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::parse();
-    bulwark_process::init_logging(cfg.log_format, "info");
+    cfg.log.init("info");
     bulwark_api::auth::check_max_lifetime(cfg.max_token_lifetime, cfg.access_token_ttl)
         .map_err(anyhow::Error::msg)
         .context("BULWARK_MAX_TOKEN_LIFETIME")?;
 
+    // Required by `mut_arg` above, so clap has refused to start without it.
+    let secrets = cfg
+        .token_client
+        .deployment_secrets
+        .as_ref()
+        .context("BULWARK_DEPLOYMENT_SECRETS is required")?;
     let store = Arc::new(StoreCredentialSource(Arc::new(FileStore::new(
         "deployment",
-        &cfg.deployment_secrets,
+        secrets,
     ))));
-    let tokens = TokenManager::builder(
-        format!("{}/oauth/token", cfg.control_url.trim_end_matches('/')),
-        "api",
-    )
-    .ca_bundle_file(cfg.certs_dir.join("ca.crt"))
-    .secret_store(store)
-    .build()
-    .context("configuring the token manager")?;
+    let tokens = cfg
+        .token_client
+        .builder("api", cfg.certs_dir.join("ca.crt"))
+        .secret_store(store)
+        .build()
+        .context("configuring the token manager")?;
     // `connect` starts the token manager's background refresh and hooks it to the connection.
-    let options = ConnectOptions::new(
-        &cfg.temporal_address,
-        &cfg.temporal_server_name,
-        &cfg.certs_dir,
-        "api",
-        &cfg.namespace,
-        tokens,
-    );
+    let options = cfg.temporal.connect_options(&cfg.certs_dir, "api", tokens);
     let client = connect(options).await.context("connecting to Temporal")?;
 
     let cert = Reloading::new(PemFiles::new(
@@ -131,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
     use clap::CommandFactory;
 
     /// Clap checks argument uniqueness only when parsing; a clash between our flags and the
@@ -138,5 +124,21 @@ mod tests {
     #[test]
     fn arguments_are_consistent() {
         super::Config::command().debug_assert();
+    }
+
+    /// The shared token-client group leaves the secrets file optional (the worker has a
+    /// fallback); the API has none and must refuse to start without it.
+    #[test]
+    fn deployment_secrets_are_required() {
+        use clap::Parser;
+        let e = super::Config::try_parse_from(["bulwark-api"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(e.to_string().contains("--deployment-secrets"), "{e}");
+        let c = super::Config::try_parse_from(["bulwark-api", "--deployment-secrets", "d.json"])
+            .unwrap();
+        assert_eq!(
+            c.token_client.deployment_secrets.as_deref(),
+            Some(std::path::Path::new("d.json"))
+        );
     }
 }

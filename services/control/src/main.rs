@@ -72,8 +72,8 @@ struct Config {
     /// after `docker compose up`) before giving up.
     #[arg(long, env = "BULWARK_DATABASE_CONNECT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     database_connect_timeout: Duration,
-    #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text")]
-    log_format: bulwark_process::LogFormat,
+    #[command(flatten)]
+    log: bulwark_process::cli::LogArgs,
     #[command(flatten)]
     admin: bulwark_control::admin::config::AdminArgs,
     #[command(flatten)]
@@ -83,7 +83,7 @@ struct Config {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::parse();
-    bulwark_process::init_logging(cfg.log_format, "info,sqlx=warn");
+    cfg.log.init("info,sqlx=warn");
 
     let url = zeroize::Zeroizing::new(
         std::fs::read_to_string(&cfg.database_url_file)

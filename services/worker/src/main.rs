@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bulwark_secrets::{FileStore, Resolver, SecretStore};
-use bulwark_temporal::{ConnectOptions, ConnectRetry, StoreCredentialSource};
-use bulwark_token_client::TokenManager;
+use bulwark_temporal::{ConnectRetry, StoreCredentialSource, cli::TemporalArgs};
+use bulwark_token_client::cli::TokenClientArgs;
 use clap::Parser;
 use temporalio_sdk::runtime::PollerBehavior;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
@@ -28,36 +28,20 @@ use crate::health::{Health, Metrics, PollerCheck};
 #[derive(Debug, Parser)]
 #[command(version, about = "Bulwark's Temporal worker")]
 struct Args {
-    /// Temporal frontend address (host:port).
-    #[arg(
-        long,
-        env = "BULWARK_TEMPORAL_ADDRESS",
-        default_value = "127.0.0.1:7233"
-    )]
-    temporal_address: String,
-    /// Name on Temporal's server certificate.
-    #[arg(long, env = "BULWARK_TEMPORAL_SERVER_NAME", default_value = "temporal")]
-    temporal_server_name: String,
+    #[command(flatten)]
+    temporal: TemporalArgs,
     /// Directory with ca.crt and client-<identity>.crt/.key.
     #[arg(long, env = "BULWARK_CERTS_DIR", default_value = "certs")]
     certs_dir: PathBuf,
-    #[arg(long, env = "BULWARK_NAMESPACE", default_value = "default")]
-    namespace: String,
     #[arg(long, env = "BULWARK_TASK_QUEUE", default_value = bulwark_workflows::DEFAULT_TASK_QUEUE)]
     task_queue: String,
     /// Client certificate identity: uses client-<identity>.crt/.key; also the OAuth app name.
     #[arg(long, env = "BULWARK_WORKER_IDENTITY", default_value = "worker")]
     identity: String,
-    /// bulwark-control base URL; the token URL is <url>/oauth/token.
-    #[arg(
-        long,
-        env = "BULWARK_CONTROL_URL",
-        default_value = "https://127.0.0.1:8443"
-    )]
-    control_url: String,
-    /// JSON file holding <identity>_client_id / <identity>_client_secret.
-    #[arg(long, env = "BULWARK_DEPLOYMENT_SECRETS")]
-    deployment_secrets: Option<PathBuf>,
+    // Without `--deployment-secrets` the credentials come from the components' `deployment`
+    // store.
+    #[command(flatten)]
+    token_client: TokenClientArgs,
     /// Directory of secret-store component files (stores `default`, `deployment`, ...).
     #[arg(long, env = "BULWARK_COMPONENTS_DIR")]
     components_dir: Option<PathBuf>,
@@ -106,15 +90,14 @@ struct Args {
     /// How often pollers are checked for readiness (seconds).
     #[arg(long, env = "BULWARK_WORKER_READY_INTERVAL", default_value_t = 5)]
     ready_interval_secs: u64,
-    /// Log format: json or text.
-    #[arg(long, env = "BULWARK_LOG_FORMAT", default_value = "text")]
-    log_format: bulwark_process::LogFormat,
+    #[command(flatten)]
+    log: bulwark_process::cli::LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    bulwark_process::init_logging(args.log_format, "info");
+    args.log.init("info");
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     // Secret stores.
@@ -130,15 +113,15 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let resolver = builder.build();
-    let deployment_store: Option<Arc<dyn SecretStore>> = match &args.deployment_secrets {
+    let secrets_file = args.token_client.deployment_secrets.as_ref();
+    let deployment_store: Option<Arc<dyn SecretStore>> = match secrets_file {
         Some(path) => Some(Arc::new(FileStore::new("deployment", path))),
         None => resolver.store("deployment").cloned(),
     };
 
     // Token manager for this worker's own OAuth client.
     let ca_file = args.certs_dir.join("ca.crt");
-    let token_url = format!("{}/oauth/token", args.control_url.trim_end_matches('/'));
-    let mut tb = TokenManager::builder(token_url, args.identity.clone()).ca_bundle_file(&ca_file);
+    let mut tb = args.token_client.builder(args.identity.clone(), &ca_file);
     if let Some(store) = deployment_store {
         tb = tb.secret_store(Arc::new(StoreCredentialSource(store)));
     }
@@ -187,14 +170,9 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    let mut opts = ConnectOptions::new(
-        args.temporal_address.clone(),
-        args.temporal_server_name.clone(),
-        &args.certs_dir,
-        &args.identity,
-        args.namespace.clone(),
-        tokens.clone(),
-    );
+    let mut opts = args
+        .temporal
+        .connect_options(&args.certs_dir, &args.identity, tokens.clone());
     opts.retry = ConnectRetry {
         max_attempts: None,
         ..ConnectRetry::default()
@@ -260,7 +238,7 @@ async fn main() -> anyhow::Result<()> {
 
     tracing::info!(
         task_queue = %args.task_queue,
-        namespace = %args.namespace,
+        namespace = %args.temporal.namespace,
         identity = %client.identity(),
         "worker polling"
     );
@@ -273,5 +251,17 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Err(e) => Err(anyhow::anyhow!("worker failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Clap checks argument uniqueness only when parsing; a clash between our flags and the
+    /// flattened Temporal, token-client and log groups must fail here, not at start-up.
+    #[test]
+    fn arguments_are_consistent() {
+        super::Args::command().debug_assert();
     }
 }
