@@ -173,6 +173,7 @@ bulwark() {
   rm -rf "$ctx"; mkdir -p "$ctx/docker"
   cp -a "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" "$ROOT/.dockerignore" "$ROOT/crates" "$ROOT/services" "$ROOT/migrations" "$ctx/"
   cp -a "$ROOT/docker/Dockerfile" "$ROOT/docker/skeleton.sh" "$ROOT/docker/init" "$ctx/docker/"
+  mkdir -p "$ctx/config"; cp -a "$ROOT/config/access.table" "$ctx/config/"
   find "$ctx" -name target -prune -exec rm -rf {} +
   for target in init control api worker; do
     log "building $BULWARK_IMAGE_REPO/$target:$BULWARK_VERSION (docker/Dockerfile --target $target)"

@@ -10,38 +10,51 @@
 #                                migrations and OAuth clients (bulwark-init database), and the
 #                                demo credential for the reference workflows.
 #
-# Secret files (BULWARK_SECRETS_DIR, default /secrets; any of them may instead be provided,
-# e.g. as a Docker secret, through the matching *_FILE variable):
-#   postgres-superuser.password  owner postgres (999), 0600
-#   temporal-db.password         owner temporal, group postgres, 0640
-#   bulwark-db.password          owner bulwark, group postgres, 0640
-#   demo-reader.password         owner bulwark, group postgres, 0640
-#   bulwark-db.url               owner bulwark, 0600 (written by the database phase)
-# Identity material and credentials are owned by bulwark; each private file its consumer
-# needs is granted to that consumer's group (0640), in a directory others may traverse but
-# not list (0711). bulwark-init and bulwark-control keep these grants when they replace a
-# file. No secret value is ever printed.
+# Who owns and may read each secret file (certs, credentials and secrets volumes) is the
+# table config/access.table (baked in at /usr/share/bulwark/access.table; BULWARK_ACCESS_TABLE
+# names another): this script applies it, tests/compose/run.sh checks it. Any database
+# password may instead be provided, e.g. as a Docker secret, through the matching *_FILE
+# variable. Identity material and credentials are owned by bulwark; each private file its
+# consumer needs is granted to that consumer's group (0640), in a directory others may
+# traverse but not list (0711). bulwark-init and bulwark-control keep these grants when they
+# replace a file. No secret value is ever printed.
 set -eu
 
 CERTS=${BULWARK_CERTS_DIR:-/certs}
 SECRETS=${BULWARK_SECRETS_DIR:-/secrets}
 CREDENTIALS=${BULWARK_CREDENTIALS_DIR:-/credentials}
-BULWARK_UID=${BULWARK_UID:-10001}
-POSTGRES_UID=${BULWARK_POSTGRES_UID:-999}
-# Consumers (uid = gid), as docker-compose.yml runs them.
-TEMPORAL_ID=${BULWARK_TEMPORAL_UID:-10010}
-API_ID=${BULWARK_API_UID:-10011}
-WORKER_ID=${BULWARK_WORKER_UID:-10012}
-UI_ID=${BULWARK_UI_UID:-10013}
-ADMIN_ID=${BULWARK_ADMIN_UID:-10014}
+TABLE=${BULWARK_ACCESS_TABLE:-/usr/share/bulwark/access.table}
 
 log() { printf 'bulwark-bootstrap: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+[ -s "$TABLE" ] || die "missing the access table $TABLE"
+
+# uid_of IDENTITY: its uid (= gid) from the table's `user` rows.
+uid_of() {
+  while read -r kind name uid _; do
+    if [ "$kind" = user ] && [ "$name" = "$1" ]; then printf '%s' "$uid"; return 0; fi
+  done <"$TABLE"
+  die "no user $1 in $TABLE"
+}
+BULWARK_UID=$(uid_of bulwark) || exit 1
+POSTGRES_UID=$(uid_of postgres) || exit 1
+# Every consumer's group (all users but bulwark and postgres), comma-separated.
+consumer_gids() {
+  out=''
+  while read -r kind name uid _; do
+    [ "$kind" = user ] || continue
+    case $name in bulwark|postgres) continue ;; esac
+    out="${out:+$out,}$uid"
+  done <"$TABLE"
+  printf '%s' "$out"
+}
+CONSUMERS=$(consumer_gids)
+
 as_bulwark() {
   if [ "$(id -u)" = 0 ]; then
     # Member of every consumer group, so that replacing a granted file can keep its group.
     setpriv --reuid="$BULWARK_UID" --regid="$BULWARK_UID" --no-new-privs \
-      --groups="$TEMPORAL_ID,$API_ID,$WORKER_ID,$UI_ID,$ADMIN_ID" -- "$@"
+      --groups="$CONSUMERS" -- "$@"
   else
     "$@"
   fi
@@ -51,7 +64,7 @@ as_bulwark() {
 secret() {
   f="$SECRETS/$1"
   if [ ! -s "$f" ]; then
-    bulwark-init secrets gen-password --out "$f" || die "generating $f failed"
+    bulwark-init secrets gen-password --out "$f" </dev/null || die "generating $f failed"
     log "generated $f"
   fi
   chown "$2:$3" "$f" && chmod "$4" "$f"
@@ -65,6 +78,31 @@ grant() {
     chgrp "$g" "$d/$f" || die "cannot give $d/$f to group $g"
     chmod 0640 "$d/$f" || die "cannot make $d/$f readable by group $g"
   done
+}
+
+# grant_table VOLUME DIR: every file of VOLUME that the table grants to a group other than
+# its owner's is granted so in DIR (owner-only files are left as bulwark-init wrote them).
+grant_table() {
+  while read -r kind path owner group mode _; do
+    [ "$kind" = file ] || continue
+    case $path in "$1"/*) ;; *) continue ;; esac
+    [ "$group" = "$owner" ] && continue
+    [ "$mode" = 0640 ] || die "$TABLE: $path: a group grant is mode 0640, not $mode"
+    gid=$(uid_of "$group") || exit 1
+    grant "$2" "$gid" "${path#*/}"
+  done <"$TABLE"
+}
+
+# secret_as NAME: $SECRETS/NAME generated unless present, with the table's owner, group, mode.
+secret_as() {
+  while read -r kind path owner group mode _; do
+    [ "$kind" = file ] && [ "$path" = "secrets/$1" ] || continue
+    o=$(uid_of "$owner") || exit 1
+    g=$(uid_of "$group") || exit 1
+    secret "$1" "$o" "$g" "$mode"
+    return 0
+  done <"$TABLE"
+  die "secrets/$1 is not in $TABLE"
 }
 
 # secret_path VAR NAME: the file ${VAR}_FILE names if set, else $SECRETS/NAME (never the value).
@@ -85,17 +123,13 @@ generate() {
     die "certificates in $CERTS are not valid"
   }
   chmod 0711 "$CERTS"
-  grant "$CERTS" "$TEMPORAL_ID" temporal-server.key internode.key
-  grant "$CERTS" "$API_ID" api-server.key client-api.key
-  grant "$CERTS" "$WORKER_ID" client-worker.key
-  grant "$CERTS" "$UI_ID" client-ui.key
-  grant "$CERTS" "$ADMIN_ID" client-admin.key system-token.jwt
+  grant_table certs "$CERTS"
   # Traversable, not listable; each file carries its own owner and mode.
   install -d -o 0 -g "$POSTGRES_UID" -m 0711 "$SECRETS"
-  [ -n "${POSTGRES_PASSWORD_FILE:-}" ] || secret postgres-superuser.password "$POSTGRES_UID" "$POSTGRES_UID" 0600
-  [ -n "${BULWARK_TEMPORAL_DB_PASSWORD_FILE:-}" ] || secret temporal-db.password "$TEMPORAL_ID" "$POSTGRES_UID" 0640
-  [ -n "${BULWARK_DB_PASSWORD_FILE:-}" ] || secret bulwark-db.password "$BULWARK_UID" "$POSTGRES_UID" 0640
-  [ -n "${BULWARK_DEMO_READER_PASSWORD_FILE:-}" ] || secret demo-reader.password "$BULWARK_UID" "$POSTGRES_UID" 0640
+  [ -n "${POSTGRES_PASSWORD_FILE:-}" ] || secret_as postgres-superuser.password
+  [ -n "${BULWARK_TEMPORAL_DB_PASSWORD_FILE:-}" ] || secret_as temporal-db.password
+  [ -n "${BULWARK_DB_PASSWORD_FILE:-}" ] || secret_as bulwark-db.password
+  [ -n "${BULWARK_DEMO_READER_PASSWORD_FILE:-}" ] || secret_as demo-reader.password
   # The database phase (unprivileged) writes the URL file here.
   [ -e "$SECRETS/bulwark-db.url" ] || install -o "$BULWARK_UID" -g "$BULWARK_UID" -m 0600 /dev/null "$SECRETS/bulwark-db.url"
   chown "$BULWARK_UID:$BULWARK_UID" "$SECRETS/bulwark-db.url"; chmod 0600 "$SECRETS/bulwark-db.url"
@@ -123,8 +157,7 @@ database() {
   bulwark-init database --database-url-file "$url" --out "$CREDENTIALS" \
     --token-url "${BULWARK_TOKEN_URL:-https://bulwark-control:8443/oauth/token}"
   chmod 0711 "$CREDENTIALS"
-  grant "$CREDENTIALS" "$API_ID" deployment-secrets-api.json
-  grant "$CREDENTIALS" "$WORKER_ID" deployment-secrets-worker.json app-secrets.json
+  grant_table credentials "$CREDENTIALS"
   log "database ready"
 }
 

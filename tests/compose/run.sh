@@ -279,57 +279,40 @@ ui_with_token() {
   grep -q '"namespaceInfo"' <<<"$body" || { echo "${body:0:200}"; return 1; }
   echo "with a forwarded bearer token the UI reads namespace default through mTLS"
 }
-# Each service reads its own keys and credentials and nothing else (docker-compose.yml's
-# uid/group table); directories are traversable, not listable.
+# Each service reads its own keys and credentials and nothing else: every file of
+# config/access.table, probed from inside each running service (tests/compose/access.py
+# derives yes/no from the table); directories are traversable, not listable.
 least_privilege() {
-  local bad=() n=0
-  probe() { # probe SERVICE yes|no PATH...
-    local s=$1 want=$2 id got f; shift 2
+  local bad=() n=0 s f want got id probes
+  probes=$("$PY" "$HERE/access.py" probes) || { echo "access.py probes failed"; return 1; }
+  # A public file the table does not list: Temporal reads the JWKS.
+  probes+=$'\ntemporal /certs/jwks.json yes'
+  while read -r s f want; do
     id=$(compose ps -q "$s" | head -1)
-    [[ -n $id ]] || { bad+=("$s not running"); return; }
-    for f in "$@"; do
-      if podman exec "$id" sh -c "cat '$f' >/dev/null 2>&1"; then got=yes; else got=no; fi
-      n=$((n + 1)); [[ $got == "$want" ]] || bad+=("$s read $f: $got")
-    done
-  }
-  probe temporal yes /certs/temporal-server.key /certs/internode.key /certs/jwks.json /run/bulwark/secrets/temporal-db.password
-  probe temporal no /certs/ca.key /certs/temporal-jwt-private.key /certs/client-admin.key /certs/control-server.key /run/bulwark/secrets/bulwark-db.password
-  probe bulwark-api yes /certs/api-server.key /certs/client-api.key /credentials/deployment-secrets-api.json
-  probe bulwark-api no /certs/ca.key /certs/client-ca.key /certs/temporal-jwt-private.key /certs/client-worker.key /certs/control-server.key /certs/system-token.jwt /credentials/deployment-secrets-worker.json /credentials/app-secrets.json /credentials/operator-credentials.json
-  probe bulwark-worker yes /certs/client-worker.key /credentials/deployment-secrets-worker.json /credentials/app-secrets.json
-  probe bulwark-worker no /certs/ca.key /certs/temporal-jwt-private.key /certs/client-api.key /certs/temporal-server.key /credentials/deployment-secrets-api.json /credentials/admin-password
-  probe temporal-ui yes /certs/client-ui.key
-  probe temporal-ui no /certs/client-admin.key /certs/temporal-jwt-private.key /certs/temporal-server.key
-  probe bulwark-control yes /certs/ca.key /certs/temporal-jwt-private.key /certs/control-server.key /credentials/deployment-secrets-api.json
-  local id; id=$(compose ps -q bulwark-api | head -1)
-  if podman exec "$id" ls /certs >/dev/null 2>&1; then bad+=("bulwark-api can list /certs"); fi
+    [[ -n $id ]] || { bad+=("$s not running"); continue; }
+    if podman exec "$id" sh -c "cat '$f' >/dev/null 2>&1" </dev/null; then got=yes; else got=no; fi
+    n=$((n + 1)); [[ $got == "$want" ]] || bad+=("$s read $f: $got")
+  done <<<"$probes"
+  id=$(compose ps -q bulwark-api | head -1)
+  if podman exec "$id" ls /certs >/dev/null 2>&1 </dev/null; then bad+=("bulwark-api can list /certs"); fi
   ((${#bad[@]} == 0)) || { echo "${bad[*]}"; return 1; }
-  echo "$n reads as expected (own keys yes; CA, JWT and other services' keys no); /certs not listable"
+  echo "$n reads as config/access.table says (own keys yes; CA, JWT and other services' keys no); /certs not listable"
 }
-# Replacing a granted file keeps its group: bulwark-init (as bulwark, member of 10011 and
-# 10012 in the bulwark-init-db service) rotates client-api; the API keeps reading it. A writer
-# that is not in temporal's group is refused temporal-server's rotation and nothing changes.
-rotation_keeps_grants() {
-  local R=(compose run --rm --no-deps -v "${COMPOSE_PROJECT_NAME}_certs:/certs"
-    -e "BULWARK_TEMPORAL_ADDRESS=localhost:$BULWARK_TEMPORAL_HOST_PORT" -e "BULWARK_CLI_CERTS_DIR=$BULWARK_CLI_CERTS_DIR"
-    --entrypoint bulwark-init bulwark-init-db)
-  local before; before=$(sha256sum <"$CERTS/client-api.key")
-  # compose run's exit status is not reliable through podman's API, so judge by what the
-  # command printed and by the files.
-  "${R[@]}" rotate client-api --dir /certs >"$OUT/rotate-api.log" 2>&1 || true
-  grep -q "client-api *rotated" "$OUT/rotate-api.log" || { tail -5 "$OUT/rotate-api.log"; return 1; }
-  [[ $(sha256sum <"$CERTS/client-api.key") != "$before" ]] || { echo "client-api.key unchanged"; return 1; }
-  [[ $(stat -c '%g %a' "$CERTS/client-api.key") == "10011 640" ]] || { echo "grant lost: $(stat -c '%g %a' "$CERTS/client-api.key")"; return 1; }
-  podman exec "$(compose ps -q bulwark-api | head -1)" sh -c 'cat /certs/client-api.key >/dev/null' || { echo "the API cannot read its rotated key"; return 1; }
-  before=$(sha256sum <"$CERTS/temporal-server.key")
-  "${R[@]}" rotate temporal-server --dir /certs >"$OUT/rotate-temporal.log" 2>&1 || true
-  grep -q "cannot keep group 10010" "$OUT/rotate-temporal.log" || { echo "not refused: $(tail -3 "$OUT/rotate-temporal.log")"; return 1; }
-  [[ $(sha256sum <"$CERTS/temporal-server.key") == "$before" && $(stat -c '%g %a' "$CERTS/temporal-server.key") == "10010 640" ]] \
-    || { echo "temporal-server.key changed after a refused rotation"; return 1; }
-  echo "client-api rotated, still group 10011/0640 and read by the API; temporal-server refused ($(grep -o 'cannot keep group 10010[^(]*' "$OUT/rotate-temporal.log" | head -1)), unchanged"
+# The files on the volumes have the table's owners, groups and modes, and compose runs each
+# service as the table's identity.
+access_table() {
+  local v r out=''
+  for v in certs:"$CERTS" credentials:"$CREDS" secrets:"$SECRETS"; do
+    r=$("$PY" "$HERE/access.py" tree "${v%%:*}" "${v#*:}") || { echo "$r"; return 1; }
+    out+="$r; "
+  done
+  compose config --format json >"$OUT/config.json" || { echo "compose config failed"; return 1; }
+  r=$("$PY" "$HERE/access.py" compose "$OUT/config.json") || { echo "$r"; return 1; }
+  echo "$out$r"
 }
 check "no process in any container runs as root (init's root phase has exited)" non_root
 check "each service reads its own keys and credentials, and no other's" least_privilege
+check "the volumes and the compose services agree with config/access.table" access_table
 check "every container has a read-only root filesystem" read_only_roots
 check "certs volume read-only except in bulwark-init and bulwark-control" certs_ro
 check "no secret value in the rendered compose config or any container's env/command" no_secret_in_config

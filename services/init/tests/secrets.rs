@@ -241,3 +241,46 @@ fn components_name_the_stores_and_match_the_compose_files() {
         );
     }
 }
+
+/// config/access.table names files by the names bulwark-init gives them: every `certs/` row
+/// is a private file `generate` writes (a renamed key would otherwise lose its grant
+/// silently in compose).
+#[test]
+fn access_table_names_the_generated_private_files() {
+    let table = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/access.table"),
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark-init"))
+        .args(["generate", "--out", s(tmp.path())])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut listed = std::collections::BTreeSet::new();
+    for line in table.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if let ["file", path, _, _, _] = w[..] {
+            if let Some(name) = path.strip_prefix("certs/") {
+                let f = tmp.path().join(name);
+                assert!(
+                    f.exists(),
+                    "access.table lists {path}, generate does not write it"
+                );
+                assert_eq!(mode(&f), 0o600, "{path} is not a private file");
+                listed.insert(name.to_owned());
+            }
+        }
+    }
+    // And the other way round: no private file of generate is missing from the table.
+    for e in std::fs::read_dir(tmp.path()).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        if !name.starts_with('.') && mode(&e.path()) & 0o077 == 0 {
+            assert!(
+                listed.contains(&name),
+                "{name} is private but not in access.table"
+            );
+        }
+    }
+}
