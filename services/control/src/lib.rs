@@ -107,14 +107,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
-    use std::fmt::Write;
-    let mut text = state.metrics.render();
-    let _ = writeln!(text, "# TYPE bulwark_control_token_limiter_keys gauge");
-    for (limiter, n) in state.issuer.limiter_keys().labelled() {
-        let _ = writeln!(
-            text,
-            "bulwark_control_token_limiter_keys{{limiter=\"{limiter}\"}} {n}"
-        );
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    state
+        .metrics
+        .set_limiter_keys(state.issuer.limiter_keys().labelled());
+    (
+        [(header::CONTENT_TYPE, bulwark_serve::metrics::CONTENT_TYPE)],
+        state.metrics.render(),
+    )
 }
