@@ -172,7 +172,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, bulwark_serve::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
 }

@@ -1,55 +1,92 @@
-//! `/metrics`: request counters by route and status, plus the listener's connection counters.
+//! `/metrics`: request counters by route and status, plus the listener's connection
+//! counters, in one registry (see `bulwark_serve::metrics`).
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
+use std::sync::Arc;
+
+use bulwark_serve::{
+    Stats,
+    metrics::{Listeners, Registry},
+};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
 };
 
-/// Request counters by route and status class, rendered as Prometheus text.
-#[derive(Debug, Default)]
+/// `route` is the matched route template (or `unmatched`), never the request's path, and
+/// `status` a status code this service chose: nothing a caller sends becomes a label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug)]
 pub struct Metrics {
-    counts: Mutex<BTreeMap<(String, u16), u64>>,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
     /// Connection counters of the HTTPS listener.
-    listeners: Mutex<Vec<Arc<bulwark_serve::Stats>>>,
+    listeners: Arc<Listeners>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::default();
+        let listeners = Arc::new(Listeners::default());
+        registry.register(
+            "bulwark_api_requests",
+            "requests answered, by route and status",
+            requests.clone(),
+        );
+        registry.register_collector(Box::new(listeners.clone()));
+        Self {
+            registry,
+            requests,
+            listeners,
+        }
+    }
 }
 
 impl Metrics {
     pub(crate) fn inc(&self, route: &str, status: u16) {
-        let mut c = match self.counts.lock() {
-            Ok(c) => c,
-            Err(p) => p.into_inner(),
-        };
-        *c.entry((route.to_owned(), status)).or_default() += 1;
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
     }
 
     /// Include a listener's connection counters in `/metrics`.
-    pub fn add_listener(&self, stats: Arc<bulwark_serve::Stats>) {
-        match self.listeners.lock() {
-            Ok(mut l) => l.push(stats),
-            Err(p) => p.into_inner().push(stats),
-        }
+    pub fn add_listener(&self, stats: Arc<Stats>) {
+        self.listeners.add(stats);
     }
 
     pub(crate) fn render(&self) -> String {
-        let listeners = match self.listeners.lock() {
-            Ok(l) => l.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
-        let c = match self.counts.lock() {
-            Ok(c) => c,
-            Err(p) => p.into_inner(),
-        };
-        let mut out = String::from("# TYPE bulwark_api_requests_total counter\n");
-        for ((route, status), v) in c.iter() {
-            out.push_str(&format!(
-                "bulwark_api_requests_total{{route=\"{route}\",status=\"{status}\"}} {v}\n"
-            ));
+        bulwark_serve::metrics::render(&self.registry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn requests_and_listeners_render_under_their_old_names() {
+        let m = Metrics::default();
+        m.inc("/api/v1/workflows", 202);
+        m.inc("/api/v1/workflows", 202);
+        m.inc("unmatched", 404);
+        m.add_listener(Arc::new(Stats::new("api")));
+        let text = m.render();
+        for line in [
+            "# TYPE bulwark_api_requests_total counter",
+            "bulwark_api_requests_total{route=\"/api/v1/workflows\",status=\"202\"} 2",
+            "bulwark_api_requests_total{route=\"unmatched\",status=\"404\"} 1",
+            "bulwark_http_connections_accepted_total{listener=\"api\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
-        if !listeners.is_empty() {
-            out.push_str(&bulwark_serve::Stats::render_all(
-                listeners.iter().map(|s| &**s),
-            ));
-        }
-        out
     }
 }
