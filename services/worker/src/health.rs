@@ -5,9 +5,8 @@
 //! workflow and the activity side of the task queue (a live process with zero pollers is not
 //! ready).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -17,53 +16,188 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use bulwark_temporal::{Client, PollerKind};
 use bulwark_token_client::TokenManager;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
 
-/// Counters rendered as Prometheus text. Keys are `name{labels}`.
-#[derive(Debug, Default)]
+/// Label values are activity names and failure types from this crate's code, never from a
+/// workflow's input.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ActivityLabel {
+    activity: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FailureLabels {
+    activity: String,
+    r#type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+/// The worker's one metrics registry: activity and credential counters, readiness and
+/// pollers (set at scrape time), and the token manager's counters (read at scrape time).
+#[derive(Debug)]
 pub struct Metrics {
-    counters: Mutex<BTreeMap<String, u64>>,
+    registry: Registry,
+    activities: Family<ActivityLabel, Counter>,
+    activity_failures: Family<FailureLabels, Counter>,
+    credential_resolutions: Family<ResultLabel, Counter>,
+    ready: Gauge,
+    active_pollers: Family<KindLabel, Gauge>,
+    tokens: Arc<TokenCounters>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let (activities, activity_failures, credential_resolutions) =
+            (Family::default(), Family::default(), Family::default());
+        let (ready, active_pollers) = (Gauge::default(), Family::default());
+        let tokens = Arc::new(TokenCounters::default());
+        let mut registry = Registry::default();
+        // Counters without `_total`: the encoder appends it.
+        registry.register(
+            "bulwark_worker_activities",
+            "activity executions, by activity",
+            activities.clone(),
+        );
+        registry.register(
+            "bulwark_worker_activity_failures",
+            "failed activity executions, by activity and failure type",
+            activity_failures.clone(),
+        );
+        registry.register(
+            "bulwark_worker_credential_resolutions",
+            "credential references resolved, by result",
+            credential_resolutions.clone(),
+        );
+        registry.register_collector(Box::new(tokens.clone()));
+        registry.register(
+            "bulwark_worker_ready",
+            "1 when /readyz answers ready",
+            ready.clone(),
+        );
+        registry.register(
+            "bulwark_worker_active_pollers",
+            "1 when Temporal sees a fresh poller of this worker, by task kind",
+            active_pollers.clone(),
+        );
+        Self {
+            registry,
+            activities,
+            activity_failures,
+            credential_resolutions,
+            ready,
+            active_pollers,
+            tokens,
+        }
+    }
 }
 
 impl Metrics {
+    /// An activity ran.
+    pub fn activity(&self, activity: &str) {
+        self.activities
+            .get_or_create(&ActivityLabel {
+                activity: activity.to_owned(),
+            })
+            .inc();
+    }
+
+    /// An activity failed with the failure type `kind`.
+    pub fn activity_failed(&self, activity: &str, kind: &str) {
+        self.activity_failures
+            .get_or_create(&FailureLabels {
+                activity: activity.to_owned(),
+                r#type: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A credential reference was resolved, or failed to resolve.
+    pub fn credential_resolution(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.credential_resolutions
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// The former interface (a name with `_total` and label pairs), still used by
+    /// `activities`: routed to the typed counters above. A name or label set this registry
+    /// does not know is dropped (and fails debug builds): an unregistered metric cannot be
+    /// exposed.
     pub fn inc(&self, name: &str, labels: &[(&str, &str)]) {
-        let mut key = name.to_owned();
-        if !labels.is_empty() {
-            let parts: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", v.replace(['"', '\\', '\n'], "_")))
-                .collect();
-            key = format!("{name}{{{}}}", parts.join(","));
-        }
-        *self
-            .counters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key)
-            .or_default() += 1;
-    }
-
-    #[cfg(test)]
-    pub fn get(&self, key: &str) -> u64 {
-        self.counters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .copied()
-            .unwrap_or_default()
-    }
-
-    fn render(&self, out: &mut String) {
-        let map = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut last_name = "";
-        for (k, v) in map.iter() {
-            let name = k.split('{').next().unwrap_or(k);
-            if name != last_name {
-                out.push_str(&format!("# TYPE {name} counter\n"));
-                last_name = name;
+        let label = |key: &str| labels.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        match (name, label("activity"), label("type"), label("result")) {
+            ("bulwark_worker_activities_total", Some(a), None, None) => self.activity(a),
+            ("bulwark_worker_activity_failures_total", Some(a), Some(t), None) => {
+                self.activity_failed(a, t)
             }
-            out.push_str(&format!("{k} {v}\n"));
+            ("bulwark_worker_credential_resolutions_total", None, None, Some(r))
+                if r == "ok" || r == "failed" =>
+            {
+                self.credential_resolution(r == "ok")
+            }
+            _ => debug_assert!(false, "unknown metric {name} {labels:?}"),
         }
+    }
+
+    /// Include `tokens`' counters in every scrape (the first call wins: one process, one
+    /// token manager).
+    pub fn watch_tokens(&self, tokens: &TokenManager) {
+        self.tokens.0.get_or_init(|| tokens.clone());
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail, and nothing registered here fails otherwise.
+        if let Err(e) = prometheus_text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        out
+    }
+}
+
+/// The token manager's counters, read at scrape time: it counts them itself.
+#[derive(Debug, Default)]
+struct TokenCounters(OnceLock<TokenManager>);
+
+impl Collector for TokenCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let Some(tokens) = self.0.get() else {
+            return Ok(());
+        };
+        let m = tokens.metrics();
+        for (name, help, value) in [
+            (
+                "bulwark_worker_token_refreshes",
+                "access tokens obtained",
+                m.refreshes,
+            ),
+            (
+                "bulwark_worker_token_refresh_failures",
+                "failed token refresh attempts",
+                m.failures,
+            ),
+        ] {
+            let c = ConstCounter::new(value);
+            c.encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -206,37 +340,25 @@ impl Health {
     }
 
     fn render_metrics(&self) -> String {
-        let mut out = String::new();
-        self.metrics.render(&mut out);
-        let m = self.tokens.metrics();
-        out.push_str("# TYPE bulwark_worker_token_refreshes_total counter\n");
-        out.push_str(&format!(
-            "bulwark_worker_token_refreshes_total {}\n",
-            m.refreshes
-        ));
-        out.push_str("# TYPE bulwark_worker_token_refresh_failures_total counter\n");
-        out.push_str(&format!(
-            "bulwark_worker_token_refresh_failures_total {}\n",
-            m.failures
-        ));
-        let ready = u8::from(self.readiness().is_none());
-        out.push_str("# TYPE bulwark_worker_ready gauge\n");
-        out.push_str(&format!("bulwark_worker_ready {ready}\n"));
+        self.metrics.watch_tokens(&self.tokens);
+        self.metrics
+            .ready
+            .set(i64::from(self.readiness().is_none()));
         let pollers = self
             .pollers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        out.push_str("# TYPE bulwark_worker_active_pollers gauge\n");
-        out.push_str(&format!(
-            "bulwark_worker_active_pollers{{kind=\"workflow\"}} {}\n",
-            u8::from(pollers.workflow)
-        ));
-        out.push_str(&format!(
-            "bulwark_worker_active_pollers{{kind=\"activity\"}} {}\n",
-            u8::from(pollers.activity)
-        ));
-        out
+        for (kind, seen) in [
+            ("workflow", pollers.workflow),
+            ("activity", pollers.activity),
+        ] {
+            self.metrics
+                .active_pollers
+                .get_or_create(&KindLabel { kind })
+                .set(i64::from(seen));
+        }
+        self.metrics.render()
     }
 }
 
@@ -260,7 +382,7 @@ async fn readyz(State(h): State<Arc<Health>>) -> impl IntoResponse {
 
 async fn metrics(State(h): State<Arc<Health>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
         h.render_metrics(),
     )
 }
@@ -356,25 +478,51 @@ mod tests {
     fn metrics_render_as_prometheus_text() {
         let m = Metrics::default();
         m.inc("bulwark_worker_activities_total", &[("activity", "greet")]);
-        m.inc("bulwark_worker_activities_total", &[("activity", "greet")]);
+        m.activity("greet");
         m.inc(
             "bulwark_worker_credential_resolutions_total",
             &[("result", "ok")],
         );
-        let mut s = String::new();
-        m.render(&mut s);
-        assert!(
-            s.contains("bulwark_worker_activities_total{activity=\"greet\"} 2\n"),
-            "{s}"
+        m.credential_resolution(false);
+        m.inc(
+            "bulwark_worker_activity_failures_total",
+            &[("activity", "http_call"), ("type", "transient")],
         );
+        m.ready.set(1);
+        m.active_pollers
+            .get_or_create(&KindLabel { kind: "workflow" })
+            .set(1);
+        let s = m.render();
+        for line in [
+            "# TYPE bulwark_worker_activities_total counter",
+            "bulwark_worker_activities_total{activity=\"greet\"} 2",
+            "bulwark_worker_credential_resolutions_total{result=\"ok\"} 1",
+            "bulwark_worker_credential_resolutions_total{result=\"failed\"} 1",
+            "bulwark_worker_activity_failures_total{activity=\"http_call\",type=\"transient\"} 1",
+            "# TYPE bulwark_worker_ready gauge",
+            "bulwark_worker_ready 1",
+            "bulwark_worker_active_pollers{kind=\"workflow\"} 1",
+        ] {
+            assert!(s.lines().any(|l| l == line), "no {line:?} in\n{s}");
+        }
         assert_eq!(
             s.matches("# TYPE bulwark_worker_activities_total counter")
                 .count(),
             1
         );
-        assert_eq!(
-            m.get("bulwark_worker_credential_resolutions_total{result=\"ok\"}"),
-            1
-        );
+        // No token manager watched yet: its counters are absent rather than made up.
+        assert!(!s.contains("bulwark_worker_token_refreshes_total"), "{s}");
+        let tokens = TokenManager::builder("https://control.invalid/oauth/token", "worker")
+            .build()
+            .unwrap();
+        m.watch_tokens(&tokens);
+        let s = m.render();
+        for line in [
+            "# TYPE bulwark_worker_token_refreshes_total counter",
+            "bulwark_worker_token_refreshes_total 0",
+            "bulwark_worker_token_refresh_failures_total 0",
+        ] {
+            assert!(s.lines().any(|l| l == line), "no {line:?} in\n{s}");
+        }
     }
 }
