@@ -114,31 +114,6 @@ impl Metrics {
         self.throttled.get_or_create(&ReasonLabel { reason }).inc();
     }
 
-    /// The former interface, `name` and `{label="value"}`, still used by `token.rs`: routed
-    /// to the typed counters above. A name or label this registry does not know is dropped
-    /// (and fails debug builds), as an unregistered metric cannot be exposed.
-    pub(crate) fn inc(&self, name: &'static str, labels: String) {
-        let (key, add): (&str, fn(&Self, String)) = match name {
-            "bulwark_control_tokens_issued_total" => ("client", |m, v| m.token_issued(&v)),
-            "bulwark_control_token_errors_total" => ("error", |m, v| m.error(Cow::Owned(v))),
-            "bulwark_control_token_throttled_total" => ("reason", |m, v| m.throttle(Cow::Owned(v))),
-            _ => {
-                debug_assert!(false, "unknown metric {name}");
-                return;
-            }
-        };
-        let value = labels
-            .strip_prefix('{')
-            .and_then(|l| l.strip_suffix("\"}"))
-            .and_then(|l| l.split_once("=\""))
-            .filter(|(k, _)| *k == key)
-            .map(|(_, v)| v.to_owned());
-        match value {
-            Some(v) => add(self, v),
-            None => debug_assert!(false, "unexpected labels {labels} for {name}"),
-        }
-    }
-
     /// Sets the token limiters' key counts (read from the issuer at scrape time).
     pub fn set_limiter_keys(&self, keys: impl IntoIterator<Item = (&'static str, usize)>) {
         for (limiter, n) in keys {
@@ -205,37 +180,6 @@ mod tests {
             text.matches("# TYPE bulwark_control_token_errors_total")
                 .count(),
             1
-        );
-    }
-
-    #[test]
-    fn the_string_interface_lands_in_the_same_counters() {
-        let m = Metrics::default();
-        m.inc(
-            "bulwark_control_token_errors_total",
-            "{error=\"invalid_request\"}".to_owned(),
-        );
-        m.token_error("invalid_request");
-        m.inc(
-            "bulwark_control_tokens_issued_total",
-            "{client=\"api\"}".to_owned(),
-        );
-        m.inc(
-            "bulwark_control_token_throttled_total",
-            "{reason=\"address\"}".to_owned(),
-        );
-        let text = m.render();
-        has_line(
-            &text,
-            "bulwark_control_token_errors_total{error=\"invalid_request\"} 2",
-        );
-        has_line(
-            &text,
-            "bulwark_control_tokens_issued_total{client=\"api\"} 1",
-        );
-        has_line(
-            &text,
-            "bulwark_control_token_throttled_total{reason=\"address\"} 1",
         );
     }
 }

@@ -77,10 +77,7 @@ fn too_large(
     status: StatusCode,
     description: &str,
 ) -> Response {
-    state.metrics.inc(
-        "bulwark_control_token_errors_total",
-        "{error=\"invalid_request\"}".to_owned(),
-    );
+    state.metrics.token_error("invalid_request");
     tracing::debug!(status = status.as_u16(), "token request refused: too large");
     let mut res = oauth_error(status, "invalid_request", description);
     // The rest of an oversized body is not worth reading: close an HTTP/1 connection after
@@ -206,10 +203,7 @@ async fn token(
     };
     match result {
         Ok(t) => {
-            state.metrics.inc(
-                "bulwark_control_tokens_issued_total",
-                format!("{{client=\"{}\"}}", t.client_id),
-            );
+            state.metrics.token_issued(t.client_id.as_ref());
             tracing::info!(client = %t.client_id, scope = %t.scope, "token issued");
             let body = serde_json::json!({
                 "access_token": t.access_token,
@@ -225,15 +219,9 @@ async fn token(
             res
         }
         Err(e) => {
-            state.metrics.inc(
-                "bulwark_control_token_errors_total",
-                format!("{{error=\"{}\"}}", e.code()),
-            );
+            state.metrics.token_error(e.code());
             if let GrantError::RateLimited(t) = &e {
-                state.metrics.inc(
-                    "bulwark_control_token_throttled_total",
-                    format!("{{reason=\"{}\"}}", t.reason.as_str()),
-                );
+                state.metrics.token_throttled(t.reason.as_str());
             }
             // Debug only: refusals before authentication are as many as a caller sends, and
             // each would otherwise be a log line. Failed authentications, which the failure

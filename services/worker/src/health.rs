@@ -136,26 +136,6 @@ impl Metrics {
             .inc();
     }
 
-    /// The former interface (a name with `_total` and label pairs), still used by
-    /// `activities`: routed to the typed counters above. A name or label set this registry
-    /// does not know is dropped (and fails debug builds): an unregistered metric cannot be
-    /// exposed.
-    pub fn inc(&self, name: &str, labels: &[(&str, &str)]) {
-        let label = |key: &str| labels.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
-        match (name, label("activity"), label("type"), label("result")) {
-            ("bulwark_worker_activities_total", Some(a), None, None) => self.activity(a),
-            ("bulwark_worker_activity_failures_total", Some(a), Some(t), None) => {
-                self.activity_failed(a, t)
-            }
-            ("bulwark_worker_credential_resolutions_total", None, None, Some(r))
-                if r == "ok" || r == "failed" =>
-            {
-                self.credential_resolution(r == "ok")
-            }
-            _ => debug_assert!(false, "unknown metric {name} {labels:?}"),
-        }
-    }
-
     /// Include `tokens`' counters in every scrape (the first call wins: one process, one
     /// token manager).
     pub fn watch_tokens(&self, tokens: &TokenManager) {
@@ -477,17 +457,11 @@ mod tests {
     #[test]
     fn metrics_render_as_prometheus_text() {
         let m = Metrics::default();
-        m.inc("bulwark_worker_activities_total", &[("activity", "greet")]);
         m.activity("greet");
-        m.inc(
-            "bulwark_worker_credential_resolutions_total",
-            &[("result", "ok")],
-        );
+        m.activity("greet");
+        m.credential_resolution(true);
         m.credential_resolution(false);
-        m.inc(
-            "bulwark_worker_activity_failures_total",
-            &[("activity", "http_call"), ("type", "transient")],
-        );
+        m.activity_failed("http_call", "transient");
         m.ready.set(1);
         m.active_pollers
             .get_or_create(&KindLabel { kind: "workflow" })

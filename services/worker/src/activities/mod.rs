@@ -115,13 +115,9 @@ impl Activities {
     }
 
     fn record(&self, name: &str, result: &Result<(), &Failure>) {
-        self.metrics
-            .inc("bulwark_worker_activities_total", &[("activity", name)]);
+        self.metrics.activity(name);
         if let Err(f) = result {
-            self.metrics.inc(
-                "bulwark_worker_activity_failures_total",
-                &[("activity", name), ("type", f.kind)],
-            );
+            self.metrics.activity_failed(name, f.kind);
             tracing::warn!(activity = name, failure_type = f.kind, error = %f, "activity failed");
         }
     }
@@ -129,17 +125,11 @@ impl Activities {
     async fn resolve(&self, reference: &CredentialRef) -> Result<Arc<Credential>, Failure> {
         match self.resolver.resolve(reference).await {
             Ok(c) => {
-                self.metrics.inc(
-                    "bulwark_worker_credential_resolutions_total",
-                    &[("result", "ok")],
-                );
+                self.metrics.credential_resolution(true);
                 Ok(c)
             }
             Err(e) => {
-                self.metrics.inc(
-                    "bulwark_worker_credential_resolutions_total",
-                    &[("result", "failed")],
-                );
+                self.metrics.credential_resolution(false);
                 Err(failures::from_secrets(&e))
             }
         }
