@@ -310,6 +310,28 @@ access_table() {
   r=$("$PY" "$HERE/access.py" compose "$OUT/config.json") || { echo "$r"; return 1; }
   echo "$out$r"
 }
+# Replacing a granted file keeps its group: bulwark-init (as bulwark, member of 10011 and
+# 10012 in the bulwark-init-db service) rotates client-api; the API keeps reading it. A writer
+# that is not in temporal's group is refused temporal-server's rotation and nothing changes.
+rotation_keeps_grants() {
+  local R=(compose run --rm --no-deps -v "${COMPOSE_PROJECT_NAME}_certs:/certs"
+    -e "BULWARK_TEMPORAL_ADDRESS=localhost:$BULWARK_TEMPORAL_HOST_PORT" -e "BULWARK_CLI_CERTS_DIR=$BULWARK_CLI_CERTS_DIR"
+    --entrypoint bulwark-init bulwark-init-db)
+  local before; before=$(sha256sum <"$CERTS/client-api.key")
+  # compose run's exit status is not reliable through podman's API, so judge by what the
+  # command printed and by the files.
+  "${R[@]}" rotate client-api --dir /certs >"$OUT/rotate-api.log" 2>&1 || true
+  grep -q "client-api *rotated" "$OUT/rotate-api.log" || { tail -5 "$OUT/rotate-api.log"; return 1; }
+  [[ $(sha256sum <"$CERTS/client-api.key") != "$before" ]] || { echo "client-api.key unchanged"; return 1; }
+  [[ $(stat -c '%g %a' "$CERTS/client-api.key") == "10011 640" ]] || { echo "grant lost: $(stat -c '%g %a' "$CERTS/client-api.key")"; return 1; }
+  podman exec "$(compose ps -q bulwark-api | head -1)" sh -c 'cat /certs/client-api.key >/dev/null' || { echo "the API cannot read its rotated key"; return 1; }
+  before=$(sha256sum <"$CERTS/temporal-server.key")
+  "${R[@]}" rotate temporal-server --dir /certs >"$OUT/rotate-temporal.log" 2>&1 || true
+  grep -q "cannot keep group 10010" "$OUT/rotate-temporal.log" || { echo "not refused: $(tail -3 "$OUT/rotate-temporal.log")"; return 1; }
+  [[ $(sha256sum <"$CERTS/temporal-server.key") == "$before" && $(stat -c '%g %a' "$CERTS/temporal-server.key") == "10010 640" ]] \
+    || { echo "temporal-server.key changed after a refused rotation"; return 1; }
+  echo "client-api rotated, still group 10011/0640 and read by the API; temporal-server refused ($(grep -o 'cannot keep group 10010[^(]*' "$OUT/rotate-temporal.log" | head -1)), unchanged"
+}
 check "no process in any container runs as root (init's root phase has exited)" non_root
 check "each service reads its own keys and credentials, and no other's" least_privilege
 check "the volumes and the compose services agree with config/access.table" access_table
