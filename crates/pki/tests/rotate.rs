@@ -210,6 +210,25 @@ fn prepare_publishes_the_next_key_beside_the_current_one_which_still_signs() {
 }
 
 #[test]
+fn prepare_replaces_a_damaged_next_key_file() {
+    let f = Fixture::new();
+    let first = jwt::prepare(&f.lock(), &f.settings, &f.clock).unwrap();
+    std::fs::write(f.dir.join(layout::JWT_NEXT), "not a key").unwrap();
+    let second = jwt::prepare(&f.lock(), &f.settings, &f.clock).unwrap();
+    assert_ne!(first.next.kid(), second.next.kid());
+    assert_eq!(
+        jwt::pending(&f.dir).unwrap().map(|k| k.kid().to_owned()),
+        Some(second.next.kid().to_owned())
+    );
+    assert!(
+        f.kids().contains(&second.next.kid().to_owned()),
+        "{:?}",
+        f.kids()
+    );
+    f.assert_sound();
+}
+
+#[test]
 fn prepare_twice_reuses_the_next_key() {
     let f = Fixture::new();
     let first = jwt::prepare(&f.lock(), &f.settings, &f.clock).unwrap();

@@ -156,10 +156,16 @@ pub fn prepare(lock: &DirLock, settings: &Settings, clock: &dyn Clock) -> Result
     let dir = lock.dir();
     settings.validate()?;
     let current = current(dir)?;
-    let next = match pending(dir)? {
+    let next = match pending(dir) {
         // Equal to the signing key: left over from a switch that stopped after its write.
-        Some(next) if next.kid() != current.kid() => next,
-        _ => SigningKey::generate(settings.jwt_algorithm)?,
+        Ok(Some(next)) if next.kid() != current.kid() => next,
+        Ok(_) => SigningKey::generate(settings.jwt_algorithm)?,
+        // A damaged next-key file never signed anything and is not trusted: replacing it is
+        // the way to recover (a plain `generate` would also replace a damaged key).
+        Err(e) => {
+            tracing::warn!(error = %e, "replacing an unreadable pending next JWT key");
+            SigningKey::generate(settings.jwt_algorithm)?
+        }
     };
     let mut m = read_manifest(dir)?;
     let now = clock.now();
