@@ -278,7 +278,14 @@ pub fn app_secrets(
     oauth_hosts: &[String],
 ) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     let mut doc: serde_json::Map<String, serde_json::Value> = match existing {
-        Some(b) => serde_json::from_slice(b)?,
+        // serde's message can quote the offending value, which may be a secret: only where.
+        Some(b) => serde_json::from_slice(b).map_err(|e| {
+            anyhow::anyhow!(
+                "not a JSON object of secrets (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })?,
         None => serde_json::Map::new(),
     };
     let mut demo = serde_json::json!({
