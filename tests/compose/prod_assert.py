@@ -12,7 +12,10 @@ import json
 import re
 import sys
 
-ONE_SHOTS = {"bulwark-init", "bulwark-init-db", "temporal-schema", "temporal-setup"}
+ONE_SHOTS = {"bulwark-init", "bulwark-init-db", "bulwark-audit-owner", "temporal-schema", "temporal-setup"}
+# Who may hold the Postgres superuser password: the server, and the one-shot that hands the
+# audit table to its NOLOGIN owner (superuser SQL, after the migrations) and exits.
+SUPERUSER_HOLDERS = {"postgres", "bulwark-audit-owner"}
 PUBLISHED_OK = {"bulwark-api", "bulwark-control"}
 # Images whose own USER is unprivileged (ours: 10001); others must set `user:` themselves.
 OWN_IMAGES_NON_ROOT = ("/init:", "/control:", "/api:", "/worker:")
@@ -67,8 +70,8 @@ def main() -> int:
     for name in ("temporal", "temporal-schema"):
         if not any(x.get("source") == "temporal-db-password" for x in services[name].get("secrets") or []):
             problems.append(f"{name} does not receive the temporal-db-password secret")
-    if any(x.get("source") == "postgres-superuser-password" for n, s in services.items() if n != "postgres" for x in s.get("secrets") or []):
-        problems.append("the superuser password is granted beyond postgres")
+    if any(x.get("source") == "postgres-superuser-password" for n, s in services.items() if n not in SUPERUSER_HOLDERS for x in s.get("secrets") or []):
+        problems.append(f"the superuser password is granted beyond {sorted(SUPERUSER_HOLDERS)}")
     nets = cfg.get("networks") or {}
     for n in ("data", "control"):
         if not (nets.get(n) or {}).get("internal"):
