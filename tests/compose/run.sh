@@ -105,16 +105,18 @@ start_api() {
 
 teardown() {
   local rc=$?
-  [[ -n $log_pid ]] && kill "$log_pid" 2>/dev/null
+  # Under set -e a failed kill (the process already gone) would end the trap here, before the
+  # teardown, with status 1: every kill below is allowed to fail.
+  if [[ -n $log_pid ]]; then kill "$log_pid" 2>/dev/null || true; fi
   if [[ -z ${BULWARK_COMPOSE_KEEP:-} ]]; then
     step "tearing down (compose down -v)"
     compose --profile ui down -v --remove-orphans >"$OUT/down.log" 2>&1 || true
   else
     step "BULWARK_COMPOSE_KEEP set: stack left running (project $COMPOSE_PROJECT_NAME, DOCKER_HOST=$DOCKER_HOST)"
   fi
-  [[ -n $health_pid ]] && kill "$health_pid" 2>/dev/null
-  if [[ -n $events_pid ]]; then pkill -P "$events_pid" 2>/dev/null; kill "$events_pid" 2>/dev/null; fi
-  if [[ -n $api_pid && -z ${BULWARK_COMPOSE_KEEP:-} ]]; then kill "$api_pid" 2>/dev/null; wait "$api_pid" 2>/dev/null || true; fi
+  if [[ -n $health_pid ]]; then kill "$health_pid" 2>/dev/null || true; fi
+  if [[ -n $events_pid ]]; then pkill -P "$events_pid" 2>/dev/null || true; kill "$events_pid" 2>/dev/null || true; fi
+  if [[ -n $api_pid && -z ${BULWARK_COMPOSE_KEEP:-} ]]; then kill "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true; fi
   exit "$rc"
 }
 trap teardown EXIT
