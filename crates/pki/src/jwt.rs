@@ -1,10 +1,12 @@
 //! JWT signing keys, JWKS documents and compact-JWS tokens in the shape Temporal's default
 //! claim mapper reads.
 //!
-//! The JOSE work (header, encoding, signature over the signing input) is `jsonwebtoken`'s,
-//! with the algorithm pinned per key: a token is checked only with the algorithm of the key
-//! its `kid` names. What this module adds is Bulwark's rules around it: the RFC 7638
-//! thumbprint as `kid`, and the claim checks below.
+//! Verification, the side that parses untrusted input, is `jsonwebtoken`'s, with the
+//! algorithm pinned per key: a token is checked only with the algorithm of the key its `kid`
+//! names. Signing frames our own claims with `jsonwebtoken`'s header type and signs with a
+//! ring key pair parsed once per key: `jsonwebtoken::encode` parses the private key again
+//! for every signature (`benches/jwt.rs` measures both). What this module adds is Bulwark's
+//! rules: the RFC 7638 thumbprint as `kid`, and the claim checks below.
 //!
 //! Verification is deliberately strict: only ES256 and RS256, the key is chosen by `kid`, the
 //! header algorithm must match the key's type, and `exp` and `iat` are mandatory. That closes
@@ -16,10 +18,10 @@
 use std::{fmt, str::FromStr};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use ring::{
     rand::SystemRandom,
-    signature::{self, EcdsaKeyPair, KeyPair as _},
+    signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair},
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -144,11 +146,17 @@ impl Jwks {
     }
 }
 
+/// The private key, parsed once (signing is on the token endpoint's hot path).
+enum Signer {
+    Ec(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+}
+
 /// A JWT signing key. `Debug` prints only the algorithm and `kid`.
 pub struct SigningKey {
     alg: JwtAlgorithm,
     pkcs8: Zeroizing<Vec<u8>>,
-    encoding: EncodingKey,
+    signer: Signer,
     jwk: Jwk,
     public_pem: String,
 }
@@ -207,7 +215,7 @@ impl SigningKey {
         alg: JwtAlgorithm,
         pkcs8: Zeroizing<Vec<u8>>,
     ) -> std::result::Result<Self, String> {
-        let (encoding, mut jwk, public_pem) = match alg {
+        let (signer, mut jwk, public_pem) = match alg {
             JwtAlgorithm::Es256 => {
                 let kp = EcdsaKeyPair::from_pkcs8(
                     &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -231,16 +239,13 @@ impl SigningKey {
                     e: None,
                 };
                 let pem = ec_p256_spki_pem(point);
-                (EncodingKey::from_ec_der(&pkcs8), jwk, pem)
+                (Signer::Ec(kp), jwk, pem)
             }
             JwtAlgorithm::Rs256 => {
-                use rsa::pkcs1::EncodeRsaPrivateKey;
                 use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey, LineEnding};
                 use rsa::traits::PublicKeyParts;
+                let kp = RsaKeyPair::from_pkcs8(&pkcs8).map_err(|e| e.to_string())?;
                 let rk = rsa::RsaPrivateKey::from_pkcs8_der(&pkcs8).map_err(|e| e.to_string())?;
-                // jsonwebtoken takes RSA keys as PKCS#1; the DER is dropped (zeroized) here.
-                let pkcs1 = rk.to_pkcs1_der().map_err(|e| e.to_string())?;
-                let encoding = EncodingKey::from_rsa_der(pkcs1.as_bytes());
                 let public = rk.to_public_key();
                 let jwk = Jwk {
                     kty: "RSA".into(),
@@ -256,14 +261,14 @@ impl SigningKey {
                 let pem = public
                     .to_public_key_pem(LineEnding::LF)
                     .map_err(|e| e.to_string())?;
-                (encoding, jwk, pem)
+                (Signer::Rsa(kp), jwk, pem)
             }
         };
         jwk.kid = jwk.thumbprint();
         Ok(SigningKey {
             alg,
             pkcs8,
-            encoding,
+            signer,
             jwk,
             public_pem,
         })
@@ -307,7 +312,39 @@ impl SigningKey {
         let mut header = Header::new(self.alg.jose());
         header.kid = Some(self.kid().to_owned());
         header.typ = Some("JWT".into());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(gen_err)
+        let part = |v: &dyn erased_json::Json| v.to_b64();
+        let input = format!("{}.{}", part(&header)?, part(claims)?);
+        let sig = match &self.signer {
+            Signer::Ec(kp) => kp
+                .sign(&SystemRandom::new(), input.as_bytes())
+                .map_err(gen_err)?
+                .as_ref()
+                .to_vec(),
+            Signer::Rsa(kp) => {
+                let mut sig = vec![0u8; kp.public().modulus_len()];
+                kp.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    input.as_bytes(),
+                    &mut sig,
+                )
+                .map_err(gen_err)?;
+                sig
+            }
+        };
+        Ok(format!("{input}.{}", B64.encode(sig)))
+    }
+}
+
+mod erased_json {
+    use super::{B64, Engine, Result, Serialize, gen_err};
+    pub(super) trait Json {
+        fn to_b64(&self) -> Result<String>;
+    }
+    impl<T: Serialize> Json for T {
+        fn to_b64(&self) -> Result<String> {
+            Ok(B64.encode(serde_json::to_vec(self).map_err(gen_err)?))
+        }
     }
 }
 
