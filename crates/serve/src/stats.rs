@@ -12,7 +12,6 @@ use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
-    registry::Registry,
 };
 
 /// Why the server closed a connection on its own.
@@ -138,15 +137,6 @@ impl Stats {
         self.limit_reached.fetch_add(1, Relaxed);
     }
 
-    /// Prometheus text for several listeners, each metric family once: a registry of its
-    /// own holding only these counters (a service registers [`Listeners`] in its one
-    /// registry instead).
-    pub fn render_all<'a>(all: impl IntoIterator<Item = &'a Stats> + Clone) -> String {
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(Frozen(all.into_iter().map(Stats::read).collect())));
-        crate::metrics::render(&registry)
-    }
-
     fn read(&self) -> Reading {
         Reading {
             listener: self.listener,
@@ -184,16 +174,6 @@ impl Collector for Listeners {
             .map(|s| s.read())
             .collect();
         encode(&readings, encoder)
-    }
-}
-
-/// Counters read once, for [`Stats::render_all`].
-#[derive(Debug)]
-struct Frozen(Vec<Reading>);
-
-impl Collector for Frozen {
-    fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
-        encode(&self.0, encoder)
     }
 }
 

@@ -571,9 +571,13 @@ impl rustls::server::ResolvesServerCert for NoCert {
 
 #[test]
 fn metrics_render_every_listener_and_reason() {
-    let a = Stats::new("public");
-    let b = Stats::new("admin");
-    let text = Stats::render_all([&a, &b]);
+    // The path a service takes: its registry scrapes the listeners it was given.
+    let mut registry = bulwark_serve::metrics::Registry::default();
+    let listeners = Arc::new(bulwark_serve::metrics::Listeners::default());
+    registry.register_collector(Box::new(listeners.clone()));
+    listeners.add(Arc::new(Stats::new("public")));
+    listeners.add(Arc::new(Stats::new("admin")));
+    let text = bulwark_serve::metrics::render(&registry);
     assert!(text.contains("bulwark_http_connections_active{listener=\"admin\"} 0"));
     assert!(text.contains(
         "bulwark_http_connections_closed_total{listener=\"public\",reason=\"header_timeout\"} 0"
