@@ -3,7 +3,7 @@
 //! `EncodingKey`, which parses the private key again for every signature.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use bulwark_pki::jwt::{self, Claims, JwtAlgorithm, Jwks, SigningKey, VerifyOptions};
+use bulwark_pki::jwt::{self, Claims, Jwks, JwtAlgorithm, SigningKey, VerifyOptions};
 use criterion::{Criterion, criterion_group, criterion_main};
 use time::{Duration, OffsetDateTime};
 
