@@ -366,6 +366,14 @@ impl Conn {
         };
 
         let activity = Arc::new(Activity::new(self.accepted_at));
+        // The verified client leaf, when the listener asks for one and the peer sent it:
+        // the handshake is over, so rustls has already checked it against the trust.
+        let peer_cert = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|leaf| PeerCertificate(Arc::from(leaf.as_ref())));
         let svc = {
             let (app, activity, stats, peer) = (
                 self.app.clone(),
@@ -373,6 +381,7 @@ impl Conn {
                 self.stats.clone(),
                 self.peer,
             );
+            let peer_cert = peer_cert.clone();
             let timeout = self.limits.request_timeout;
             hyper::service::service_fn(move |req: Request<Incoming>| {
                 handle(
@@ -380,6 +389,7 @@ impl Conn {
                     activity.clone(),
                     stats.clone(),
                     peer,
+                    peer_cert.clone(),
                     timeout,
                     req,
                 )
@@ -478,11 +488,15 @@ async fn handle(
     activity: Arc<Activity>,
     stats: Arc<Stats>,
     peer: SocketAddr,
+    peer_cert: Option<PeerCertificate>,
     timeout: Duration,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let guard = activity.begin();
     req.extensions_mut().insert(ConnectInfo(peer));
+    if let Some(cert) = peer_cert {
+        req.extensions_mut().insert(cert);
+    }
     let res = match tokio::time::timeout(timeout, app.oneshot(req)).await {
         Ok(Ok(res)) => res,
         Ok(Err(never)) => match never {},
@@ -497,6 +511,18 @@ async fn handle(
             _guard: guard,
         })
     }))
+}
+
+/// The client certificate (DER leaf) the peer presented on this connection, verified by the
+/// listener's `rustls::ServerConfig` during the handshake. Present in a request's extensions
+/// only when the listener asks for client certificates and the peer sent one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PeerCertificate(pub Arc<[u8]>);
+
+impl std::fmt::Debug for PeerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PeerCertificate({} bytes)", self.0.len())
+    }
 }
 
 /// The answer to a request that outlived `request_timeout`.
