@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stops exactly what scripts/up.sh started, by pid. Data in .bulwark/ is kept.
-#   scripts/down.sh [all|temporal|postgres]
+#   scripts/down.sh [all|postgres|temporal|gate|control|api|worker]
 source "$(dirname "$0")/lib.sh"
 what=${1:-all}
 RUN="$STATE/run"
@@ -27,11 +27,13 @@ stop_postgres() {
 }
 
 case $what in
-  all) stop_pid bulwark-worker; stop_pid bulwark-api; stop_pid bulwark-control; stop_pid temporal; stop_postgres ;;
+  all) stop_pid bulwark-worker; stop_pid bulwark-api; stop_pid bulwark-control; stop_pid bulwark-gate; stop_pid temporal
+       stop_postgres ;;
   temporal) stop_pid temporal ;;
+  gate) stop_pid bulwark-gate ;;
   control) stop_pid bulwark-control ;;
   api) stop_pid bulwark-api ;;
   worker) stop_pid bulwark-worker ;;
   postgres) stop_postgres ;;
-  *) die "usage: $0 [all|temporal|postgres|control|api|worker]" ;;
+  *) die "usage: $0 [all|postgres|temporal|gate|control|api|worker]" ;;
 esac

@@ -39,5 +39,11 @@ expect_failure "an unreachable Postgres is named" "Postgres at 127.0.0.1:1 is un
 expect_failure "a malformed port is named" "BULWARK_PG_PORT must be a port number" \
   env BULWARK_STATE_DIR="$scratch/state3" BULWARK_PG_PORT=abc "$ROOT/scripts/up.sh"
 
+expect_failure "a malformed gate port is named" "BULWARK_GATE_PORT must be a port number" \
+  env BULWARK_STATE_DIR="$scratch/state4" BULWARK_GATE_PORT=7233x "$ROOT/scripts/up.sh"
+
+expect_failure "the gate and the frontend on one port is refused" "must differ" \
+  env BULWARK_STATE_DIR="$scratch/state5" BULWARK_GATE_PORT=7237 BULWARK_TEMPORAL_UPSTREAM_PORT=7237 "$ROOT/scripts/up.sh"
+
 echo "$pass passed, $fail failed"
 [[ $fail == 0 ]]
