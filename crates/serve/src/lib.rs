@@ -16,7 +16,9 @@
 //! ```
 //!
 //! Handlers still get `ConnectInfo<SocketAddr>` (inserted as a request extension, as
-//! `into_make_service_with_connect_info` did). The counters in [`Stats`] are rendered into
+//! `into_make_service_with_connect_info` did), and, when the TLS configuration verified a
+//! client certificate (e.g. `bulwark_tls::server_config_with_client_trust`), a
+//! [`PeerCertificate`] extension with its leaf. The counters in [`Stats`] are rendered into
 //! each service's `/metrics`.
 #![forbid(unsafe_code)]
 
@@ -57,6 +59,28 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 pub use stats::{Closed, Stats};
+
+/// The client certificate (leaf, DER) the peer presented and the listener's TLS configuration
+/// verified, as a request extension: `Option<axum::Extension<PeerCertificate>>` in a handler.
+/// Absent when the client sent none (a listener whose client certificate is optional) or the
+/// listener asks for none. The same for every request of a connection.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PeerCertificate(pub Arc<[u8]>);
+
+impl PeerCertificate {
+    /// The leaf certificate, DER.
+    pub fn der(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PeerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PeerCertificate")
+            .field(&format_args!("{} bytes", self.0.len()))
+            .finish()
+    }
+}
 
 /// Bounds applied to every connection of a listener. Every field is settable; `Default`
 /// gives the values in parentheses.
@@ -511,18 +535,6 @@ async fn handle(
             _guard: guard,
         })
     }))
-}
-
-/// The client certificate (DER leaf) the peer presented on this connection, verified by the
-/// listener's `rustls::ServerConfig` during the handshake. Present in a request's extensions
-/// only when the listener asks for client certificates and the peer sent one.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PeerCertificate(pub Arc<[u8]>);
-
-impl std::fmt::Debug for PeerCertificate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PeerCertificate({} bytes)", self.0.len())
-    }
 }
 
 /// The answer to a request that outlived `request_timeout`.
