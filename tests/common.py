@@ -4,6 +4,7 @@ a check runner that prints one line per check and a final tally, and Temporal cl
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -82,6 +83,8 @@ class Stack:
         self.server_name = env["BULWARK_TEMPORAL_SERVER_NAME"]
         self.certs = Path(env["BULWARK_CERTS_DIR"])
         self.namespace = env.get("BULWARK_NAMESPACES", "default").split(",")[0]
+        # Temporal's own frontend, behind bulwark-gate (None for a stack without a gate).
+        self.upstream = env.get("BULWARK_TEMPORAL_UPSTREAM_ADDRESS")
 
     def read(self, name: str) -> bytes:
         return (self.certs / name).read_bytes()
@@ -136,3 +139,83 @@ def manifest_item(certs: Path, item_id: str) -> dict:
     """One entry of the certs directory's inventory (manifest.json)."""
     items = json.loads((certs / "manifest.json").read_text())["items"]
     return next(i for i in items if i["id"] == item_id)
+
+
+# --- certificate-bound tokens (RFC 8705 `cnf`) ---------------------------------------------
+# The certificate each OAuth client presents to control's token endpoint: control binds a
+# Temporal-audience token to it, and bulwark-gate accepts the token only with that certificate.
+OAUTH_IDENTITY = {"worker": "client-worker", "api": "client-api"}
+
+
+def leaf_der(certs: Path, identity: str) -> bytes:
+    """DER of the first certificate in <identity>.crt (the leaf; its issuing CA follows)."""
+    pem = (certs / f"{identity}.crt").read_text()
+    begin = pem.index("-----BEGIN CERTIFICATE-----")
+    end = pem.index("-----END CERTIFICATE-----", begin)
+    return ssl.PEM_cert_to_DER_cert(pem[begin:end + len("-----END CERTIFICATE-----")] + "\n")
+
+
+def uri_san(certs: Path, identity: str) -> str:
+    """The leaf's first URI SAN (spiffe://<trust domain>/...), read from the certificate."""
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(leaf_der(certs, identity))
+    uris = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.UniformResourceIdentifier)
+    if not uris:
+        raise AssertionError(f"{identity}.crt has no URI SAN")
+    return uris[0]
+
+
+def confirmation(certs: Path, identity: str) -> dict:
+    """The `cnf` claim binding a token to <identity>'s current certificate."""
+    digest = hashlib.sha256(leaf_der(certs, identity)).digest()
+    return {"x5t#S256": base64.urlsafe_b64encode(digest).rstrip(b"=").decode(), "uri": uri_san(certs, identity)}
+
+
+def jwt_claims(token: str) -> dict:
+    """The payload of a JWT, unverified (for inspecting what a server issued)."""
+    part = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def token_tls_context(certs: Path, client_id: str | None) -> ssl.SSLContext:
+    """TLS to bulwark-control's token endpoint: verified against ca.crt, presenting the client
+    certificate of the OAuth client's identity when it has one (worker, api)."""
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    identity = OAUTH_IDENTITY.get(client_id or "")
+    if identity:
+        ctx.load_cert_chain(certs / f"{identity}.crt", certs / f"{identity}.key")
+    return ctx
+
+
+# --- bulwark-gate's audit stream -----------------------------------------------------------
+def log_size(path: str | Path | None) -> int:
+    try:
+        return Path(path).stat().st_size if path else 0
+    except FileNotFoundError:
+        return 0
+
+
+def log_lines(path: str | Path, since: int = 0) -> list[dict]:
+    """JSON log lines of a Bulwark process from byte offset `since` (tracing's JSON format:
+    `fields` holds the event's fields; they are merged into the top level here)."""
+    out: list[dict] = []
+    with open(path, "rb") as f:
+        f.seek(since)
+        for raw in f.read().decode(errors="replace").splitlines():
+            try:
+                doc = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(doc, dict):
+                fields = doc.get("fields")
+                if isinstance(fields, dict):
+                    doc = {**doc, **fields}
+                out.append(doc)
+    return out
+
+
+def audit_records(path: str | Path, since: int = 0) -> list[dict]:
+    """The gate's per-call audit events (target bulwark_gate::audit) from byte offset `since`."""
+    return [d for d in log_lines(path, since) if str(d.get("target", "")).startswith("bulwark_gate::audit")]
