@@ -50,9 +50,14 @@ ENV: dict[str, str] = {}
 CA = ""
 
 
-def ctx() -> ssl.SSLContext:
+def ctx(identity: str | None = None) -> ssl.SSLContext:
+    """Verified TLS; with `identity`, presenting that client certificate (control binds the
+    worker's Temporal tokens to it, and refuses to issue one without)."""
     c = ssl.create_default_context(cafile=CA)
     c.set_alpn_protocols(["http/1.1"])
+    if identity:
+        certs = Path(ENV["BULWARK_CERTS_DIR"])
+        c.load_cert_chain(certs / f"{identity}.crt", certs / f"{identity}.key")
     return c
 
 
@@ -64,9 +69,9 @@ def origin(url: str) -> tuple[str, int]:
 class Http:
     """One keep-alive HTTPS connection from a chosen source address; reconnects on close."""
 
-    def __init__(self, base: str, source: str, timeout: float = 10):
+    def __init__(self, base: str, source: str, timeout: float = 10, identity: str | None = None):
         self.host, self.port = origin(base)
-        self.source, self.timeout = source, timeout
+        self.source, self.timeout, self.identity = source, timeout, identity
         self.conn: http.client.HTTPSConnection | None = None
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
@@ -74,7 +79,7 @@ class Http:
         for attempt in (1, 2):
             if self.conn is None:
                 self.conn = http.client.HTTPSConnection(
-                    self.host, self.port, context=ctx(), timeout=self.timeout, source_address=(self.source, 0)
+                    self.host, self.port, context=ctx(self.identity), timeout=self.timeout, source_address=(self.source, 0)
                 )
             try:
                 self.conn.request(method, path, body=body, headers=headers or {})
@@ -282,7 +287,7 @@ def sql(query: str) -> str:
 def probe_a() -> str:
     cid, secret = worker_credentials()
     join = attackers("token-flood", ["127.0.10.1", "127.0.10.2", "127.0.10.3"], 4, 10, 3, {"client_id": cid})
-    real = Http(ENV["BULWARK_CONTROL_URL"], "127.0.10.20")
+    real = Http(ENV["BULWARK_CONTROL_URL"], "127.0.10.20", identity="client-worker")
     results: list[tuple[int, float]] = []
     time.sleep(1)  # let the flood reach full rate first
     deadline = time.monotonic() + 9

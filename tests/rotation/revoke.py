@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import DENIED, Runner, Stack, load_env  # noqa: E402
+from common import DENIED, Runner, Stack, load_env, token_tls_context  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 from under_load import Admin, jwt_kid  # noqa: E402
 
@@ -49,19 +49,22 @@ async def main() -> int:
     stack = Stack(env)
     runner = Runner()
 
-    def call(method: str, url: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
+    def call(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
+             context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
         req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
         try:
-            with urllib.request.urlopen(req, context=ctx, timeout=90) as r:
+            with urllib.request.urlopen(req, context=context or ctx, timeout=90) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
 
     def oauth_token(client_id: str, secret: str) -> str:
+        # A Temporal token (api) is bound to the client certificate presented here.
         status, body = call(
             "POST", f"{control}/oauth/token", urllib.parse.urlencode({"grant_type": "client_credentials"}).encode(),
             {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode(),
              "Content-Type": "application/x-www-form-urlencoded"},
+            context=token_tls_context(certs, client_id),
         )
         assert status == 200, f"token endpoint answered {status}: {body[:200]!r}"
         return json.loads(body)["access_token"]

@@ -33,7 +33,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import Runner, Stack, load_env, manifest_item, server_fingerprint  # noqa: E402
+from common import Runner, Stack, load_env, manifest_item, server_fingerprint, token_tls_context  # noqa: E402
 
 
 class Admin:
@@ -154,14 +154,15 @@ async def main() -> int:
     creds = Path(env["BULWARK_OPERATOR_CREDENTIALS"]).parent
     control, api, logs = env["BULWARK_CONTROL_URL"], env["BULWARK_API_URL"], Path(env["BULWARK_LOGS_DIR"])
     ca = certs / "ca.crt"
-    ctx = ssl.create_default_context(cafile=str(ca))
     op = json.loads(Path(env["BULWARK_OPERATOR_CREDENTIALS"]).read_text())
 
     def oauth_token(client_id: str, secret: str, scope: str | None = None) -> str:
         form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
         req = urllib.request.Request(f"{control}/oauth/token", data=urllib.parse.urlencode(form).encode())
         req.add_header("Authorization", "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode())
-        with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
+        # A Temporal token (api, worker) is bound to the client certificate presented here; the
+        # context is built per request, so a rotated certificate is the one presented.
+        with urllib.request.urlopen(req, context=token_tls_context(certs, client_id), timeout=30) as r:
             return json.loads(r.read())["access_token"]
 
     token_cache = {"value": oauth_token(op["client_id"], op["client_secret"]), "at": time.monotonic()}
@@ -241,7 +242,11 @@ async def main() -> int:
 
     await runner.run("rotate temporal-server under load", rotate_server, timeout=400)
     consumers = {"client-api": "bulwark-api", "client-worker": "bulwark-worker"}
-    for item in ("client-api", "client-worker", "client-control", "client-admin", "client-ui", "temporal-client"):
+    items = ["client-api", "client-worker", "client-control", "client-admin", "client-ui", "temporal-client"]
+    # Behind bulwark-gate: its upstream identity too (every call of the load crosses it).
+    if env.get("BULWARK_TEMPORAL_UPSTREAM_ADDRESS"):
+        items.append("gate-client")
+    for item in items:
         await runner.run(f"rotate {item} under load", lambda i=item: rotate_client(i, consumers.get(i)), timeout=120)
     await runner.run("rotate the JWT signing key under load", rotate_jwt, timeout=400)
     await runner.run("rotate the worker's OAuth client secret under load", rotate_oauth, timeout=60)
