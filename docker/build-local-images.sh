@@ -4,7 +4,7 @@
 #   2. a Rust builder base from the host's toolchain (stands in for rust:*-slim-bookworm);
 #   3. stand-ins for postgres, temporalio/server, temporalio/admin-tools, temporalio/ui, from
 #      the same binaries/packages the native stack uses, tagged with the official names;
-#   4. the Bulwark images from docker/Dockerfile (targets init, control, api, worker).
+#   4. the Bulwark images from docker/Dockerfile (targets init, control, api, worker, gate).
 # Idempotent: an image whose inputs are unchanged (hash label) is not rebuilt, and the
 # Bulwark build reuses podman's layer cache and a cargo registry cache mount.
 #
@@ -167,7 +167,7 @@ bulwark() {
   if [[ -s $HOST_CA ]]; then
     args+=(-v "$HOST_CA:/run/bulwark-build-ca.crt:ro" --build-arg CARGO_HTTP_CAINFO=/run/bulwark-build-ca.crt)
   fi
-  # One snapshot of the build context for all four targets, so a commit landing mid-build
+  # One snapshot of the build context for all five targets, so a commit landing mid-build
   # cannot make the targets disagree (or rebuild the workspace once per target).
   local ctx="$WORK/ctx/bulwark"
   rm -rf "$ctx"; mkdir -p "$ctx/docker"
@@ -175,7 +175,7 @@ bulwark() {
   cp -a "$ROOT/docker/Dockerfile" "$ROOT/docker/skeleton.sh" "$ROOT/docker/init" "$ctx/docker/"
   mkdir -p "$ctx/config"; cp -a "$ROOT/config/access.table" "$ctx/config/"
   find "$ctx" -name target -prune -exec rm -rf {} +
-  for target in init control api worker; do
+  for target in init control api worker gate; do
     log "building $BULWARK_IMAGE_REPO/$target:$BULWARK_VERSION (docker/Dockerfile --target $target)"
     t0=$SECONDS
     nice -n "${BULWARK_BUILD_NICE:-0}" podman build "${args[@]}" --target "$target" \
