@@ -15,7 +15,9 @@ for sqlf in roles.sql demo.sql; do [[ -s $SQL/$sqlf ]] || { echo "postgres-init:
 pwset tpw "${BULWARK_TEMPORAL_DB_PASSWORD_FILE:-$S/temporal-db.password}"
 pwset bpw "${BULWARK_DB_PASSWORD_FILE:-$S/bulwark-db.password}"
 pwset dpw "${BULWARK_DEMO_READER_PASSWORD_FILE:-$S/demo-reader.password}"
+# gpw: bulwark-gate's audit writer bulwark_gate (its grants: migrations/superuser/audit-owner.sql).
+pwset gpw "${BULWARK_GATE_DB_PASSWORD_FILE:-$S/gate-db.password}"
 # demo.sql ends connected to the demo database: last.
 cat "$SQL/roles.sql" "$SQL/demo.sql"
 } | psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres --no-psqlrc -q
-echo "postgres-init: roles temporal, bulwark, bulwark_reader; databases temporal, temporal_visibility, bulwark, demo"
+echo "postgres-init: roles temporal, bulwark, bulwark_gate, bulwark_reader; databases temporal, temporal_visibility, bulwark, demo"

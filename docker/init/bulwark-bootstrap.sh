@@ -6,9 +6,9 @@
 #                                verify) and, when absent, random database passwords.
 #                                Runs as root only to hand each secret file to its reader;
 #                                bulwark-init itself runs as the unprivileged bulwark user.
-#   bulwark-bootstrap database   after Postgres is healthy: the Bulwark database URL file,
-#                                migrations and OAuth clients (bulwark-init database), and the
-#                                demo credential for the reference workflows.
+#   bulwark-bootstrap database   after Postgres is healthy: the database URL files (control's
+#                                and the gate's), migrations and OAuth clients (bulwark-init
+#                                database), and the demo credential for the reference workflows.
 #
 # Who owns and may read each secret file (certs, credentials and secrets volumes) is the
 # table config/access.table (baked in at /usr/share/bulwark/access.table; BULWARK_ACCESS_TABLE
@@ -29,20 +29,23 @@ log() { printf 'bulwark-bootstrap: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 [ -s "$TABLE" ] || die "missing the access table $TABLE"
 
-# uid_of IDENTITY: its uid (= gid) from the table's `user` rows.
+# uid_of IDENTITY: its uid (= gid) from the table's `user` rows, or a shared group's gid from
+# its `group` row.
 uid_of() {
   while read -r kind name uid _; do
-    if [ "$kind" = user ] && [ "$name" = "$1" ]; then printf '%s' "$uid"; return 0; fi
+    case $kind in user|group) ;; *) continue ;; esac
+    if [ "$name" = "$1" ]; then printf '%s' "$uid"; return 0; fi
   done <"$TABLE"
-  die "no user $1 in $TABLE"
+  die "no user or group $1 in $TABLE"
 }
 BULWARK_UID=$(uid_of bulwark) || exit 1
 POSTGRES_UID=$(uid_of postgres) || exit 1
-# Every consumer's group (all users but bulwark and postgres), comma-separated.
+# Every consumer's group (all users but bulwark and postgres, and the shared groups),
+# comma-separated.
 consumer_gids() {
   out=''
   while read -r kind name uid _; do
-    [ "$kind" = user ] || continue
+    case $kind in user|group) ;; *) continue ;; esac
     case $name in bulwark|postgres) continue ;; esac
     out="${out:+$out,}$uid"
   done <"$TABLE"
@@ -105,6 +108,20 @@ secret_as() {
   die "secrets/$1 is not in $TABLE"
 }
 
+# placeholder NAME: $SECRETS/NAME, empty unless present, with the table's owner, group and
+# mode; the database phase (unprivileged) rewrites it in place, so it keeps them.
+placeholder() {
+  while read -r kind path owner group mode _; do
+    [ "$kind" = file ] && [ "$path" = "secrets/$1" ] || continue
+    o=$(uid_of "$owner") || exit 1
+    g=$(uid_of "$group") || exit 1
+    [ -e "$SECRETS/$1" ] || install -o "$o" -g "$g" -m "$mode" /dev/null "$SECRETS/$1"
+    chown "$o:$g" "$SECRETS/$1" && chmod "$mode" "$SECRETS/$1"
+    return 0
+  done <"$TABLE"
+  die "secrets/$1 is not in $TABLE"
+}
+
 # secret_path VAR NAME: the file ${VAR}_FILE names if set, else $SECRETS/NAME (never the value).
 secret_path() {
   eval "path=\${$1_FILE:-}"
@@ -130,9 +147,11 @@ generate() {
   [ -n "${BULWARK_TEMPORAL_DB_PASSWORD_FILE:-}" ] || secret_as temporal-db.password
   [ -n "${BULWARK_DB_PASSWORD_FILE:-}" ] || secret_as bulwark-db.password
   [ -n "${BULWARK_DEMO_READER_PASSWORD_FILE:-}" ] || secret_as demo-reader.password
-  # The database phase (unprivileged) writes the URL file here.
-  [ -e "$SECRETS/bulwark-db.url" ] || install -o "$BULWARK_UID" -g "$BULWARK_UID" -m 0600 /dev/null "$SECRETS/bulwark-db.url"
-  chown "$BULWARK_UID:$BULWARK_UID" "$SECRETS/bulwark-db.url"; chmod 0600 "$SECRETS/bulwark-db.url"
+  [ -n "${BULWARK_GATE_DB_PASSWORD_FILE:-}" ] || secret_as gate-db.password
+  # The database phase (unprivileged) writes the URL files here: control's, and the gate's
+  # (granted to the gate's group).
+  placeholder bulwark-db.url
+  placeholder gate-db.url
   log "identity material and secrets ready"
 }
 
@@ -143,6 +162,10 @@ database() {
   # Rewritten in place: the file was created (owned by bulwark, 0600) by the generate phase.
   bulwark-init secrets database-url --out "$url" --password-file "$pw" --host "$host" --port "$port" \
     || die "writing $url failed"
+  # bulwark-gate's audit writer: role bulwark_gate (INSERT on gate_audit only).
+  gate_url=${BULWARK_GATE_DATABASE_URL_FILE:-$SECRETS/gate-db.url}
+  bulwark-init secrets database-url --out "$gate_url" --password-file "$(secret_path BULWARK_GATE_DB_PASSWORD gate-db.password)" \
+    --host "$host" --port "$port" --user bulwark_gate || die "writing $gate_url failed"
   install -d -m 0711 "$CREDENTIALS"
   # The reference workflows' credential (read-only role on the demo database, created by the
   # Postgres init script) in the app secret store the worker's component files point to.
