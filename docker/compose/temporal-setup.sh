@@ -1,10 +1,11 @@
 #!/bin/sh
-# Temporal setup job (temporalio/admin-tools image): waits until the frontend serves over
-# mTLS, then creates the namespaces Bulwark's tokens grant (idempotent). Uses the admin client
-# certificate and the static system token from the certs volume (read-only).
+# Temporal setup job (temporalio/admin-tools image): waits until Temporal serves through
+# bulwark-gate (mTLS), then creates the namespaces Bulwark's tokens grant (idempotent). Uses
+# the admin client certificate and the static system token bound to it (role system in the
+# gate's policy) from the certs volume (read-only).
 set -eu
 C=${BULWARK_CERTS_DIR:-/certs}
-set -- --address "${BULWARK_TEMPORAL_ADDRESS:-temporal:7233}" --tls-server-name "${BULWARK_TEMPORAL_SERVER_NAME:-temporal}" \
+set -- --address "${BULWARK_TEMPORAL_ADDRESS:-gate:7233}" --tls-server-name "${BULWARK_TEMPORAL_SERVER_NAME:-temporal}" \
   --tls-ca-path "$C/ca.crt" --tls-cert-path "$C/client-admin.crt" --tls-key-path "$C/client-admin.key"
 i=0
 until temporal operator cluster health "$@" 2>/dev/null | grep -q SERVING; do
