@@ -37,7 +37,8 @@ wait_healthy() {
     sleep 2
   done
 }
-# wait_serving SECONDS: until the published Temporal frontend answers cluster health over mTLS.
+# wait_serving SECONDS: until Temporal answers cluster health over mTLS through the gate's
+# published port (the gate forwards health checks to the frontend).
 wait_serving() {
   local deadline=$((SECONDS + $1)) certs
   certs=$(podman volume inspect --format '{{.Mountpoint}}' "${COMPOSE_PROJECT_NAME}_certs")

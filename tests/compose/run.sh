@@ -12,7 +12,8 @@
 # Not in scripts/test.sh by default (BULWARK_TEST_COMPOSE=1 adds it): a cold run installs the
 # container tools, builds a Debian base, a Rust release build of the four services and the
 # compose CLI (~25-35 min on 2 shared cores); a warm run takes ~5 min.
-# Host ports used (loopback only): 17233 17234 17236 18443 18444 18445 18080 15433 19102.
+# Host ports used (loopback only): 17233 (the gate) 17234 17236 17237 18443 18444 18445 18080
+# 15433 19102 19103.
 source "$(dirname "$0")/lib.sh"
 WORK=${BULWARK_IMAGE_WORKDIR:-/var/tmp/bulwark-images}
 OUT="$WORK/compose-test"
@@ -68,7 +69,7 @@ prereqs() {
 }
 
 # --- podman's Docker API socket and a stand-in for the daemon's health-check scheduler -------
-api_pid='' health_pid='' events_pid='' log_pid=''
+api_pid='' health_pid='' events_pid='' log_pid='' gate_log_pid=''
 start_api() {
   mkdir -p "$(dirname "$SOCK")"
   if ! curl -fsS --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
@@ -108,6 +109,7 @@ teardown() {
   # Under set -e a failed kill (the process already gone) would end the trap here, before the
   # teardown, with status 1: every kill below is allowed to fail.
   if [[ -n $log_pid ]]; then kill "$log_pid" 2>/dev/null || true; fi
+  if [[ -n $gate_log_pid ]]; then pkill -P "$gate_log_pid" 2>/dev/null || true; kill "$gate_log_pid" 2>/dev/null || true; fi
   if [[ -z ${BULWARK_COMPOSE_KEEP:-} ]]; then
     step "tearing down (compose down -v)"
     compose --profile ui down -v --remove-orphans >"$OUT/down.log" 2>&1 || true
@@ -132,7 +134,7 @@ else
   fail "image build (see $OUT/images.log)"; finish; exit 1
 fi
 sizes=$(for i in "$POSTGRES_IMAGE" "$TEMPORAL_SERVER_IMAGE" "$TEMPORAL_ADMIN_TOOLS_IMAGE" "$TEMPORAL_UI_IMAGE" \
-  "$BULWARK_IMAGE_REPO"/{init,control,api,worker}:"$BULWARK_VERSION"; do
+  "$BULWARK_IMAGE_REPO"/{init,control,api,worker,gate}:"$BULWARK_VERSION"; do
   printf '%s=%s ' "${i##*/}" "$(podman image inspect --format '{{.Size}}' "$i" | awk '{printf "%.0fMB", $1/1e6}')"; done)
 step "image sizes: $sizes"
 
@@ -161,13 +163,13 @@ up_stack() { # up_stack LABEL: compose up -d (which waits on depends_on conditio
   local t0=$SECONDS
   if ! compose up -d --no-build >"$OUT/up-$1.log" 2>&1; then
     tail -25 "$OUT/up-$1.log"
-    for s in bulwark-init bulwark-init-db temporal-schema temporal-setup temporal bulwark-control; do
+    for s in bulwark-init bulwark-init-db temporal-schema temporal-setup temporal gate bulwark-control; do
       echo "--- $s"; compose logs --no-color --tail 15 "$s" 2>&1 | sed 's/^/    /'
     done
     return 1
   fi
-  wait_healthy bulwark-control 120 && wait_healthy bulwark-api 180 && wait_healthy bulwark-worker 180 \
-    || { compose ps -a; for s in bulwark-api bulwark-worker; do compose logs --no-color --tail 20 "$s"; done; return 1; }
+  wait_healthy gate 120 && wait_healthy bulwark-control 120 && wait_healthy bulwark-api 180 && wait_healthy bulwark-worker 180 \
+    || { compose ps -a; for s in gate bulwark-api bulwark-worker; do compose logs --no-color --tail 20 "$s"; done; return 1; }
   echo "$((SECONDS - t0))"
 }
 
@@ -177,6 +179,20 @@ if cold=$(up_stack cold); then pass "cold up: every service healthy, one-shots e
 # Service logs to files (the workflows suite greps them for planted secrets).
 compose logs -f --no-color >"$OUT/logs/compose.log" 2>&1 &
 log_pid=$!
+# The gate's own stream, one JSON object a line as in the native stack's log file (the
+# conformance suite reads its audit events and reload warnings there), kept across restarts
+# of the gate: when `compose logs -f` ends with the container, follow again from then on.
+GATE_LOG="$OUT/logs/bulwark-gate.log"
+: >"$GATE_LOG"
+(
+  since=''
+  while :; do
+    compose logs -f --no-color --no-log-prefix ${since:+--since "$since"} gate >>"$GATE_LOG" 2>/dev/null || true
+    since=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
+    sleep 1
+  done
+) &
+gate_log_pid=$!
 
 CERTS=$(podman volume inspect --format '{{.Mountpoint}}' "${COMPOSE_PROJECT_NAME}_certs")
 CREDS=$(podman volume inspect --format '{{.Mountpoint}}' "${COMPOSE_PROJECT_NAME}_credentials")
@@ -185,6 +201,10 @@ ENV_FILE="$OUT/env"
 cat >"$ENV_FILE" <<ENV
 # The compose test stack, described for tests/ (written by tests/compose/run.sh).
 BULWARK_TEMPORAL_ADDRESS=127.0.0.1:$BULWARK_TEMPORAL_HOST_PORT
+BULWARK_TEMPORAL_UPSTREAM_ADDRESS=127.0.0.1:${BULWARK_TEST_UPSTREAM_PORT:-17237}
+BULWARK_GATE_METRICS_URL=http://127.0.0.1:${BULWARK_TEST_GATE_HEALTH_PORT:-19103}
+BULWARK_GATE_POLICY=$ROOT/config/gate-policy.toml
+BULWARK_GATE_LOG=$GATE_LOG
 BULWARK_TEMPORAL_SERVER_NAME=temporal
 BULWARK_TEMPORAL_INTERNODE_ADDRESS=127.0.0.1:${BULWARK_TEST_INTERNODE_PORT:-17234}
 BULWARK_TEMPORAL_INTERNAL_FRONTEND_ADDRESS=127.0.0.1:${BULWARK_TEST_INTERNAL_FRONTEND_PORT:-17236}
@@ -235,7 +255,7 @@ read_only_roots() {
 }
 certs_ro() {
   local s m bad=()
-  for s in temporal temporal-setup temporal-ui bulwark-api bulwark-worker; do
+  for s in temporal gate temporal-setup temporal-ui bulwark-api bulwark-worker; do
     for id in $(ids "$s"); do
       m=$(podman inspect --format '{{range .Mounts}}{{if eq .Destination "/certs"}}{{.RW}}{{end}}{{end}}' "$id")
       [[ $m == false ]] || bad+=("$s:rw=$m")
@@ -248,7 +268,7 @@ certs_ro() {
     done
   done
   ((${#bad[@]} == 0)) || { echo "${bad[*]}"; return 1; }
-  echo "read-only in temporal, temporal-setup, temporal-ui, api, worker; writable in init, control"
+  echo "read-only in temporal, gate, temporal-setup, temporal-ui, api, worker; writable in init, control"
 }
 no_secret_in_config() {
   local f v hits=()
@@ -270,16 +290,23 @@ secret_modes() {
 ui_up() {
   local code; code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$BULWARK_UI_HOST_PORT/healthz")
   [[ $code == 200 ]] || { echo "ui /healthz: $code; $(compose logs --no-color --tail 5 temporal-ui)"; return 1; }
-  # The UI reaches the frontend over mTLS; without a bearer token Temporal refuses the call.
+  # The UI reaches Temporal through the gate over mTLS; without a bearer token the gate
+  # refuses the call.
   local body; body=$(curl -s "http://127.0.0.1:$BULWARK_UI_HOST_PORT/api/v1/namespaces" || true)
   grep -qiE 'unauthori|permission|denied|Request unauthorized|code' <<<"$body" || { echo "unexpected /api/v1/namespaces: ${body:0:200}"; return 1; }
-  echo "/healthz 200; an API call without a token is refused by Temporal: ${body:0:80}"
+  echo "/healthz 200; an API call without a token is refused: ${body:0:80}"
 }
+# The gate sees the UI's certificate, so the forwarded token must be bound to it (client-ui,
+# role viewer); a token bound to another certificate is refused there.
 ui_with_token() {
-  local body tok; tok=$(cat "$CERTS/client-token.jwt")
+  local body tok other
+  tok=$("$PY" "$HERE/ui_token.py" "$CERTS" default) || { echo "ui_token.py failed: $tok"; return 1; }
   body=$(curl -s -H "Authorization: Bearer $tok" "http://127.0.0.1:$BULWARK_UI_HOST_PORT/api/v1/namespaces/default" || true)
-  grep -q '"namespaceInfo"' <<<"$body" || { echo "${body:0:200}"; return 1; }
-  echo "with a forwarded bearer token the UI reads namespace default through mTLS"
+  grep -q '"namespaceInfo"' <<<"$body" || { echo "bound to client-ui: ${body:0:200}"; return 1; }
+  other=$(cat "$CERTS/client-token.jwt")
+  body=$(curl -s -H "Authorization: Bearer $other" "http://127.0.0.1:$BULWARK_UI_HOST_PORT/api/v1/namespaces/default" || true)
+  if grep -q '"namespaceInfo"' <<<"$body"; then echo "client-token.jwt (bound to temporal-client) passed through the UI"; return 1; fi
+  echo "a token bound to client-ui reads namespace default through the UI and the gate; client-token.jwt is refused: ${body:0:80}"
 }
 # Each service reads its own keys and credentials and nothing else: every file of
 # config/access.table, probed from inside each running service (tests/compose/access.py
@@ -287,8 +314,8 @@ ui_with_token() {
 least_privilege() {
   local bad=() n=0 s f want got id probes
   probes=$("$PY" "$HERE/access.py" probes) || { echo "access.py probes failed"; return 1; }
-  # A public file the table does not list: Temporal reads the JWKS.
-  probes+=$'\ntemporal /certs/jwks.json yes'
+  # Public files the table does not list: Temporal and the gate read the JWKS.
+  probes+=$'\ntemporal /certs/jwks.json yes\ngate /certs/jwks.json yes'
   while read -r s f want; do
     id=$(compose ps -q "$s" | head -1)
     [[ -n $id ]] || { bad+=("$s not running"); continue; }
@@ -314,7 +341,8 @@ access_table() {
 }
 # Replacing a granted file keeps its group: bulwark-init (as bulwark, member of 10011 and
 # 10012 in the bulwark-init-db service) rotates client-api; the API keeps reading it. A writer
-# that is not in temporal's group is refused temporal-server's rotation and nothing changes.
+# that is not in the serving key's group (10016: temporal and the gate) is refused
+# temporal-server's rotation and nothing changes.
 rotation_keeps_grants() {
   local R=(compose run --rm --no-deps -v "${COMPOSE_PROJECT_NAME}_certs:/certs"
     -e "BULWARK_TEMPORAL_ADDRESS=localhost:$BULWARK_TEMPORAL_HOST_PORT" -e "BULWARK_CLI_CERTS_DIR=$BULWARK_CLI_CERTS_DIR"
@@ -329,11 +357,40 @@ rotation_keeps_grants() {
   podman exec "$(compose ps -q bulwark-api | head -1)" sh -c 'cat /certs/client-api.key >/dev/null' || { echo "the API cannot read its rotated key"; return 1; }
   before=$(sha256sum <"$CERTS/temporal-server.key")
   "${R[@]}" rotate temporal-server --dir /certs >"$OUT/rotate-temporal.log" 2>&1 || true
-  grep -q "cannot keep group 10010" "$OUT/rotate-temporal.log" || { echo "not refused: $(tail -3 "$OUT/rotate-temporal.log")"; return 1; }
-  [[ $(sha256sum <"$CERTS/temporal-server.key") == "$before" && $(stat -c '%g %a' "$CERTS/temporal-server.key") == "10010 640" ]] \
+  grep -q "cannot keep group 10016" "$OUT/rotate-temporal.log" || { echo "not refused: $(tail -3 "$OUT/rotate-temporal.log")"; return 1; }
+  [[ $(sha256sum <"$CERTS/temporal-server.key") == "$before" && $(stat -c '%g %a' "$CERTS/temporal-server.key") == "10016 640" ]] \
     || { echo "temporal-server.key changed after a refused rotation"; return 1; }
-  echo "client-api rotated, still group 10011/0640 and read by the API; temporal-server refused ($(grep -o 'cannot keep group 10010[^(]*' "$OUT/rotate-temporal.log" | head -1)), unchanged"
+  echo "client-api rotated, still group 10011/0640 and read by the API; temporal-server refused ($(grep -o 'cannot keep group 10016[^(]*' "$OUT/rotate-temporal.log" | head -1)), unchanged"
 }
+# docker-compose.yml itself (without the test overlay, which publishes the frontend's port on
+# loopback to prove it refuses client certificates): of Temporal's ports only the gate's is
+# published, and every Temporal client goes through the gate.
+behind_gate() {
+  "$COMPOSE_BIN" --project-directory "$ROOT" -f "$ROOT/docker-compose.yml" config --format json >"$OUT/base.json" 2>"$OUT/base.err" \
+    || { cat "$OUT/base.err"; return 1; }
+  "$PY" - "$OUT/base.json" <<'PYEOF'
+import json, sys
+svcs = json.load(open(sys.argv[1]))["services"]
+bad = []
+if svcs["temporal"].get("ports"):
+    bad.append(f"temporal publishes {[p.get('target') for p in svcs['temporal']['ports']]}")
+if {str(p.get("target")) for p in svcs["gate"].get("ports") or []} != {"7233"}:
+    bad.append(f"gate publishes {[p.get('target') for p in svcs['gate'].get('ports') or []]}, want only 7233")
+fport = svcs["temporal"]["environment"].get("BULWARK_TEMPORAL_FRONTEND_PORT")
+if svcs["gate"]["environment"].get("BULWARK_TEMPORAL_UPSTREAM_ADDRESS") != f"temporal:{fport}" or fport in (None, "7233"):
+    bad.append(f"gate upstream {svcs['gate']['environment'].get('BULWARK_TEMPORAL_UPSTREAM_ADDRESS')}, frontend port {fport}")
+clients = {"bulwark-api": "BULWARK_TEMPORAL_ADDRESS", "bulwark-worker": "BULWARK_TEMPORAL_ADDRESS",
+           "bulwark-control": "BULWARK_TEMPORAL_ADDRESS", "temporal-setup": "BULWARK_TEMPORAL_ADDRESS",
+           "temporal-ui": "TEMPORAL_ADDRESS"}
+for s, var in clients.items():
+    if svcs[s]["environment"].get(var) != "gate:7233":
+        bad.append(f"{s} {var}={svcs[s]['environment'].get(var)}")
+if bad:
+    print("; ".join(bad)); sys.exit(1)
+print(f"temporal publishes nothing, its frontend on {fport}; the gate publishes 7233; {', '.join(clients)} use gate:7233")
+PYEOF
+}
+check "docker-compose.yml: the gate is the only Temporal-facing published port; every client goes through it" behind_gate
 check "no process in any container runs as root (init's root phase has exited)" non_root
 check "each service reads its own keys and credentials, and no other's" least_privilege
 check "the volumes and the compose services agree with config/access.table" access_table
@@ -395,7 +452,7 @@ check "warm up keeps identity material and data" warm_same_ca
 # --- the production overlay, rendered ----------------------------------------------------------
 prod_render() {
   local dir; dir=$(mktemp -d)
-  mkdir -p "$dir/secrets"; for n in postgres-superuser temporal-db bulwark-db demo-reader; do echo placeholder >"$dir/secrets/$n.password"; done
+  mkdir -p "$dir/secrets"; for n in postgres-superuser temporal-db bulwark-db demo-reader gate-db; do echo placeholder >"$dir/secrets/$n.password"; done
   BULWARK_SECRETS_DIR="$dir/secrets" "$COMPOSE_BIN" --project-directory "$ROOT" -f "$ROOT/docker-compose.yml" -f "$ROOT/docker-compose.prod.yml" \
     --profile ui config --format json >"$OUT/prod.json" 2>"$OUT/prod.err" || { cat "$OUT/prod.err"; rm -rf "$dir"; return 1; }
   rm -rf "$dir"
@@ -408,17 +465,17 @@ prod_run() {
   local P=("$COMPOSE_BIN" --project-directory "$ROOT" -f "$ROOT/docker-compose.yml" -f "$ROOT/docker-compose.prod.yml" -p "${COMPOSE_PROJECT_NAME}-prod")
   local sd="$OUT/prod-secrets" t0=$SECONDS
   rm -rf "$sd"; mkdir -p "$sd"
-  for n in postgres-superuser temporal-db bulwark-db demo-reader; do (umask 077; openssl rand -hex 24 >"$sd/$n.password"); done
+  for n in postgres-superuser temporal-db bulwark-db demo-reader gate-db; do (umask 077; openssl rand -hex 24 >"$sd/$n.password"); done
   chown 999:999 "$sd/postgres-superuser.password"; chmod 0400 "$sd/postgres-superuser.password"
-  chown 10010:999 "$sd/temporal-db.password"; chown 10001:999 "$sd"/{bulwark-db,demo-reader}.password
-  chmod 0440 "$sd"/{temporal-db,bulwark-db,demo-reader}.password
+  chown 10010:999 "$sd/temporal-db.password"; chown 10001:999 "$sd"/{bulwark-db,demo-reader,gate-db}.password
+  chmod 0440 "$sd"/{temporal-db,bulwark-db,demo-reader,gate-db}.password
   export BULWARK_SECRETS_DIR=$sd BULWARK_WORKER_REPLICAS=2
   compose down -v >/dev/null 2>&1 || true   # the dev stack's host ports
   if ! "${P[@]}" up -d --no-build >"$OUT/prod-up.log" 2>&1; then
     tail -15 "$OUT/prod-up.log"; "${P[@]}" down -v >/dev/null 2>&1; return 1
   fi
   local ok=1 s id
-  for s in bulwark-control bulwark-api bulwark-worker; do
+  for s in gate bulwark-control bulwark-api bulwark-worker; do
     COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME}-prod" wait_healthy_p "$s" 240 "${P[@]}" || { ok=0; echo "$s not healthy"; "${P[@]}" logs --no-color --tail 10 "$s"; }
   done
   local published; published=$(for id in $("${P[@]}" ps -q); do podman port "$id" | sed 's/.*-> //'; done | sort -u | tr '\n' ' ')
@@ -432,14 +489,23 @@ prod_run() {
   tok=$(curl -fsS --cacert "$certs/ca.crt" -u "$("$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["client_id"]+":"+d["client_secret"])' "$op")" \
     -d grant_type=client_credentials "https://127.0.0.1:$BULWARK_CONTROL_HOST_PORT/oauth/token" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])') || tok=''
   code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$certs/ca.crt" -H "Authorization: Bearer $tok" "https://127.0.0.1:$BULWARK_API_HOST_PORT/api/v1/workflows")
+  # Temporal from the host: through the gate's published port, as the admin identity.
+  local ns_out
+  ns_out=$(TEMPORAL_API_KEY="$(cat "$certs/system-token.jwt")" "$CACHE/venv-temporalio-1.35.0/bin/temporal" operator namespace describe \
+    --namespace default --address "127.0.0.1:$BULWARK_TEMPORAL_HOST_PORT" --tls-ca-path "$certs/ca.crt" \
+    --tls-cert-path "$certs/client-admin.crt" --tls-key-path "$certs/client-admin.key" --tls-server-name temporal -o json 2>&1) || true
   "${P[@]}" down -v >/dev/null 2>&1
   rm -rf "$sd"; unset BULWARK_SECRETS_DIR BULWARK_WORKER_REPLICAS
-  [[ $published == *":$BULWARK_CONTROL_HOST_PORT"*":$BULWARK_API_HOST_PORT"* || $published == *":$BULWARK_API_HOST_PORT"*":$BULWARK_CONTROL_HOST_PORT"* ]] || { ok=0; echo "published: $published"; }
-  [[ $(wc -w <<<"$published") -eq 2 ]] || { ok=0; echo "unexpected published ports: $published"; }
+  local port
+  for port in "$BULWARK_TEMPORAL_HOST_PORT" "$BULWARK_CONTROL_HOST_PORT" "$BULWARK_API_HOST_PORT"; do
+    [[ " $published" == *":$port "* ]] || { ok=0; echo "port $port not published: $published"; }
+  done
+  [[ $(wc -w <<<"$published") -eq 3 ]] || { ok=0; echo "unexpected published ports: $published"; }
+  grep -q '"name": "default"' <<<"$ns_out" || { ok=0; echo "namespace describe through the gate's published port: ${ns_out:0:200}"; }
   [[ $env_leak == 0 ]] || { ok=0; echo "a password in container env"; }
   [[ $workers == 2 ]] || { ok=0; echo "$workers workers"; }
   [[ $code == 200 ]] || { ok=0; echo "API with an operator token from control: HTTP $code"; }
-  ((ok)) && echo "healthy in $((SECONDS - t0))s; published only: $published; 2 workers; passwords only as Docker secrets; operator token -> API 200"
+  ((ok)) && echo "healthy in $((SECONDS - t0))s; published only: $published(gate, control, api); Temporal answers through the gate; 2 workers; passwords only as Docker secrets; operator token -> API 200"
   ((ok))
 }
 wait_healthy_p() { # wait_healthy_p SERVICE SECONDS COMPOSE...: wait_healthy for another project
@@ -457,6 +523,6 @@ wait_healthy_p() { # wait_healthy_p SERVICE SECONDS COMPOSE...: wait_healthy for
     sleep 2
   done
 }
-check "the production overlay runs: networks, Docker secrets, limits, only api/control published" prod_run
+check "the production overlay runs: networks, Docker secrets, limits, only the gate, api and control published" prod_run
 
 finish
