@@ -121,6 +121,7 @@ impl TokenManager {
             scopes: Vec::new(),
             auth_method: ClientAuthMethod::default(),
             ca: None,
+            client_cert: None,
             policy: RefreshPolicy::default(),
             clock: Arc::new(SystemClock),
             env: Arc::new(ProcessEnv),
@@ -660,6 +661,7 @@ pub struct TokenManagerBuilder {
     scopes: Vec<String>,
     auth_method: ClientAuthMethod,
     ca: Option<CaBundle>,
+    client_cert: Option<Arc<bulwark_tls::Reloading>>,
     policy: RefreshPolicy,
     clock: Arc<dyn Clock>,
     env: Arc<dyn CredentialSource>,
@@ -688,6 +690,10 @@ impl fmt::Debug for TokenManagerBuilder {
                     CaBundle::Pem(_) => "<pem>".to_owned(),
                 }),
             )
+            .field(
+                "client_certificate",
+                &self.client_cert.as_ref().map(|c| c.fingerprint()),
+            )
             .field("policy", &self.policy)
             .field("clock", &self.clock)
             .field("env", &self.env)
@@ -708,6 +714,19 @@ impl TokenManagerBuilder {
     /// Like [`TokenManagerBuilder::ca_bundle_file`] with the PEM in memory.
     pub fn ca_bundle_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca = Some(CaBundle::Pem(pem.into()));
+        self
+    }
+
+    /// Present this client certificate (mutual TLS) to the token endpoint, so
+    /// that tokens for Temporal can be bound to it. Each new TLS connection
+    /// uses the certificate the holder has at that moment, so a certificate
+    /// rotated on disk (and reloaded by the holder's watcher) is used without
+    /// rebuilding the manager. Pass the same holder the service gives its
+    /// Temporal connection: a token is bound to the certificate it is fetched
+    /// with. Needs a CA bundle ([`TokenManagerBuilder::ca_bundle_file`] or
+    /// [`TokenManagerBuilder::ca_bundle_pem`]).
+    pub fn client_certificate(mut self, cert: Arc<bulwark_tls::Reloading>) -> Self {
+        self.client_cert = Some(cert);
         self
     }
 
@@ -830,27 +849,48 @@ impl TokenManagerBuilder {
             // minute; dropping idle connections first means every reuse is of a live one.
             .pool_idle_timeout(Duration::from_secs(5))
             .user_agent(concat!("bulwark-token-client/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &self.ca {
-            let (pem, what) = match ca {
-                CaBundle::File(path) => (
-                    std::fs::read(path).map_err(|e| {
-                        AuthError::config(format!("cannot read CA bundle {}: {e}", path.display()))
-                    })?,
-                    path.display().to_string(),
-                ),
-                CaBundle::Pem(pem) => (pem.clone(), "in-memory PEM".to_owned()),
-            };
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|_| AuthError::config(format!("CA bundle {what} is not valid PEM")))?;
-            if certs.is_empty() {
-                return Err(AuthError::config(format!(
-                    "CA bundle {what} holds no certificate"
-                )));
+        let ca = match &self.ca {
+            Some(CaBundle::File(path)) => Some((
+                std::fs::read(path).map_err(|e| {
+                    AuthError::config(format!("cannot read CA bundle {}: {e}", path.display()))
+                })?,
+                path.display().to_string(),
+            )),
+            Some(CaBundle::Pem(pem)) => Some((pem.clone(), "in-memory PEM".to_owned())),
+            None => None,
+        };
+        match (&self.client_cert, ca) {
+            (Some(cert), Some((pem, what))) => {
+                // reqwest cannot take a certificate resolver, only a whole rustls
+                // configuration; the roots go into it too (reqwest's own root
+                // settings do not apply to a preconfigured one).
+                let roots = bulwark_tls::roots_from_pem(std::path::Path::new(&what), &pem)
+                    .map_err(|e| AuthError::config(format!("CA bundle {e}")))?;
+                let tls = bulwark_tls::client_config(roots, Some(cert.clone()))
+                    .map_err(|e| AuthError::config(format!("client TLS configuration: {e}")))?;
+                http = http.use_preconfigured_tls(tls);
             }
-            http = http.tls_built_in_root_certs(false);
-            for cert in certs {
-                http = http.add_root_certificate(cert);
+            (Some(_), None) => {
+                // Without a bundle, the public roots would vouch for the endpoint the
+                // client certificate is shown to; Bulwark's is always under its own CA.
+                return Err(AuthError::config(
+                    "a client certificate needs a CA bundle (ca_bundle_file or ca_bundle_pem)",
+                ));
             }
+            (None, Some((pem, what))) => {
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|_| AuthError::config(format!("CA bundle {what} is not valid PEM")))?;
+                if certs.is_empty() {
+                    return Err(AuthError::config(format!(
+                        "CA bundle {what} holds no certificate"
+                    )));
+                }
+                http = http.tls_built_in_root_certs(false);
+                for cert in certs {
+                    http = http.add_root_certificate(cert);
+                }
+            }
+            (None, None) => {}
         }
         let http = http
             .build()
