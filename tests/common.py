@@ -156,12 +156,13 @@ def leaf_der(certs: Path, identity: str) -> bytes:
 
 
 def uri_san(certs: Path, identity: str) -> str:
-    """The leaf's first URI SAN (spiffe://<trust domain>/...), read from the certificate."""
-    from cryptography import x509
+    """The leaf's first URI SAN (spiffe://<trust domain>/...), read from the certificate.
 
-    cert = x509.load_der_x509_certificate(leaf_der(certs, identity))
-    uris = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-        x509.UniformResourceIdentifier)
+    Decoded by OpenSSL (the ssl module's certificate decoder reads the file's first
+    certificate): `cryptography` refuses our leaves, whose basicConstraints encode the DEFAULT
+    `cA FALSE` (not DER)."""
+    decoded = ssl._ssl._test_decode_cert(str(certs / f"{identity}.crt"))  # noqa: SLF001
+    uris = [v for k, v in decoded.get("subjectAltName", ()) if k == "URI"]
     if not uris:
         raise AssertionError(f"{identity}.crt has no URI SAN")
     return uris[0]

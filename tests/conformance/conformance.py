@@ -726,7 +726,7 @@ async def main() -> int:
             reasons.append(f"{ident}: {reason}")
         bare, reason = tls_probe(upstream, stack.server_name, ca)
         assert not bare, f"no client certificate accepted upstream: {reason}"
-        return f"gate-client accepted; {len(idents)} client certificates and none refused ({reasons[0]})"
+        return f"gate-client accepted; all {len(idents)} client certificates and no certificate refused ({reasons[0]})"
 
     async def gate_task_queue_acl():
         need_gate()
@@ -761,9 +761,13 @@ async def main() -> int:
                  "--key", str(stack.certs / f"{identity}.key"), "--resolve", f"{stack.server_name}:{port}:{host}",
                  "-H", f"@{hdr}", "--data-binary", f"@{body}", f"https://{stack.server_name}:{port}{path}"],
                 capture_output=True, text=True, timeout=30)
-            assert p.returncode == 0, f"curl {path}: exit {p.returncode}: {p.stderr.strip()}"
             # Headers and trailers (a trailers-only answer is one HEADERS frame) both land here.
-            fields = [ln.split(":", 1) for ln in dump.read_text(errors="replace").splitlines() if ":" in ln]
+            dumped = dump.read_text(errors="replace") if dump.exists() else ""
+            # 92: the server reset the stream after a complete answer (an unread request body);
+            # curl reports that, gRPC clients do not. The answer itself still counts.
+            assert p.returncode == 0 or (p.returncode == 92 and "grpc-status" in dumped), \
+                f"curl {path}: exit {p.returncode}: {p.stderr.strip()}"
+            fields = [ln.split(":", 1) for ln in dumped.splitlines() if ":" in ln]
             status = [v.strip() for k, v in fields if k.strip().lower() == "grpc-status"]
             message = [v.strip() for k, v in fields if k.strip().lower() == "grpc-message"]
             return (int(status[-1]) if status else None), (message[-1] if message else "")
