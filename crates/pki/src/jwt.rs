@@ -29,6 +29,9 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result, TokenError};
 
+/// The `cnf` claim type, defined with the binding rules in [`crate::binding`].
+pub use crate::binding::Confirmation;
+
 /// JWS algorithm of a signing key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -415,6 +418,11 @@ pub struct Claims {
     pub jti: String,
     pub permissions: Vec<String>,
     pub scope: String,
+    /// The certificate the token is bound to (RFC 7800 / RFC 8705). Optional, so tokens
+    /// minted before binding existed still parse; [`verify`] does not look at it: the
+    /// binding is enforced where the caller's certificate is known (bulwark-gate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 impl Claims {
@@ -438,7 +446,14 @@ impl Claims {
             jti: uuid::Uuid::new_v4().to_string(),
             permissions,
             scope: scope.to_owned(),
+            cnf: None,
         }
+    }
+
+    /// The same claims bound to a certificate (see [`crate::binding`]).
+    pub fn with_cnf(mut self, cnf: Confirmation) -> Self {
+        self.cnf = Some(cnf);
+        self
     }
 }
 

@@ -7,6 +7,7 @@
 //! [`manifest::Manifest`] describes it.
 #![forbid(unsafe_code)]
 
+pub mod binding;
 pub mod cert;
 #[cfg(feature = "clap")]
 pub mod cli;
