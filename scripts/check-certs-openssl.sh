@@ -21,7 +21,7 @@ chain_verify() { # <trust file> <purpose> <cert file> [partial]
 text() { openssl x509 -in "$1" -noout -text; }
 
 expect 0 "root CA is self-signed and verifies" chain_verify "$dir/ca.crt" any "$dir/ca.crt"
-for ca in internode-ca client-ca server-ca; do
+for ca in internode-ca client-ca server-ca gate-ca; do
   expect 0 "$ca verifies against ca.crt" openssl verify -CAfile "$dir/ca.crt" "$dir/$ca.crt"
   expect 0 "$ca is a CA (pathlen 0)" bash -c "openssl x509 -in '$dir/$ca.crt' -noout -text | grep -q 'CA:TRUE, pathlen:0'"
 done
@@ -39,12 +39,22 @@ for c in "$dir"/temporal-client.crt "$dir"/client-*.crt; do
   n=$(basename "$c" .crt)
   expect 0 "$n verifies as sslclient against client-trust.pem" chain_verify "$dir/client-trust.pem" sslclient "$c" partial
   expect 1 "$n does NOT verify against internode-trust.pem" chain_verify "$dir/internode-trust.pem" sslclient "$c" partial
+  # Temporal's frontend trusts gate-trust.pem only: a caller's certificate must not get past it.
+  expect 1 "$n does NOT verify against gate-trust.pem" chain_verify "$dir/gate-trust.pem" sslclient "$c" partial
   expect 1 "$n does NOT verify as sslserver" chain_verify "$dir/ca.crt" sslserver "$c"
   expect 0 "$n has clientAuth only" bash -c "text=\$(openssl x509 -in '$c' -noout -ext extendedKeyUsage); grep -q 'TLS Web Client Authentication' <<<\"\$text\" && ! grep -q 'Server' <<<\"\$text\""
   expect 0 "$n has a spiffe URI SAN" bash -c "openssl x509 -in '$c' -noout -ext subjectAltName | grep -q 'URI:spiffe://'"
 done
+g="$dir/gate-client.crt"
+expect 0 "gate-client verifies as sslclient against gate-trust.pem" chain_verify "$dir/gate-trust.pem" sslclient "$g" partial
+expect 1 "gate-client does NOT verify against client-trust.pem" chain_verify "$dir/client-trust.pem" sslclient "$g" partial
+expect 1 "gate-client does NOT verify against internode-trust.pem" chain_verify "$dir/internode-trust.pem" sslclient "$g" partial
+expect 1 "gate-client does NOT verify as sslserver" chain_verify "$dir/ca.crt" sslserver "$g"
+expect 0 "gate-client has clientAuth only" bash -c "text=\$(openssl x509 -in '$g' -noout -ext extendedKeyUsage); grep -q 'TLS Web Client Authentication' <<<\"\$text\" && ! grep -q 'Server' <<<\"\$text\""
+expect 0 "gate-client has URI SAN spiffe://.../gate" bash -c "openssl x509 -in '$g' -noout -ext subjectAltName | grep -Eq 'URI:spiffe://[^/]+/gate\$'"
+expect 0 "gate-trust.pem holds gate-ca certificates only" bash -c "subs=\$(openssl crl2pkcs7 -nocrl -certfile '$dir/gate-trust.pem' | openssl pkcs7 -print_certs -noout | grep '^subject'); [[ -n \$subs ]] && ! grep -v 'CN *= *Bulwark Gate CA' <<<\"\$subs\""
 expect 1 "temporal-server does NOT verify against client-trust.pem" chain_verify "$dir/client-trust.pem" sslclient "$dir/temporal-server.crt" partial
-for pair in ca internode-ca client-ca server-ca temporal-server internode temporal-client client-api; do
+for pair in ca internode-ca client-ca server-ca gate-ca temporal-server internode temporal-client client-api gate-client; do
   a=$(openssl x509 -in "$dir/$pair.crt" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum)
   b=$(openssl pkey -in "$dir/$pair.key" -pubout -outform DER | sha256sum)
   [[ $a == "$b" ]] && ok "$pair.key matches $pair.crt" || bad "$pair.key matches $pair.crt"

@@ -21,7 +21,7 @@ use crate::{
     cert::{self, CertInfo},
     error::{Error, Result, TokenError},
     fs::{self as pfs, PUBLIC_MODE, PendingFile, SECRET_MODE},
-    jwt::{self, Claims, Jwks, Scope, SigningKey, VerifyOptions},
+    jwt::{self, Claims, Confirmation, Jwks, Scope, SigningKey, VerifyOptions},
     layout::{self, CertSpec},
     lock::DirLock,
     manifest::{Entry, ItemKind, MANIFEST_FILE, Manifest, RetiredKey},
@@ -74,6 +74,9 @@ struct Run<'a> {
     files: Vec<PendingFile>,
     entries: Vec<Entry>,
     changes: Vec<Change>,
+    /// Every certificate this run keeps or issues, by item id: what the static tokens are
+    /// bound to.
+    certs: HashMap<String, CertInfo>,
 }
 
 /// Create, renew or rotate the material in `dir`. See the module docs for the guarantees.
@@ -180,6 +183,7 @@ fn run(
         files: Vec::new(),
         entries: Vec::new(),
         changes: Vec::new(),
+        certs: HashMap::new(),
     };
 
     let cas = run.certificates();
@@ -364,6 +368,7 @@ impl Run<'_> {
             entry.not_before = Some(info.not_before);
             entry.not_after = Some(info.not_after);
             self.entries.push(entry);
+            self.certs.insert(spec.id.clone(), info.clone());
             if spec.is_ca() {
                 let path = self.path(&spec.cert_file());
                 match cert::issuer_from(&info, key, &path) {
@@ -698,6 +703,35 @@ impl Run<'_> {
             } = layout::token(scope);
             let path = self.path(file);
             let expected_perms = scope.permissions(&self.settings.namespaces);
+            // The token is bound to the certificate its CLI profile presents, so the gate
+            // accepts the pair. Identity binding: a re-issued certificate keeps its URI SAN,
+            // so the token stays valid and is not re-signed for a new thumbprint alone.
+            let cert_id = layout::token_certificate(self.settings, scope);
+            let cnf = match self
+                .certs
+                .get(cert_id)
+                .map(|c| Confirmation::for_certificate(&c.der))
+            {
+                Some(Ok(cnf)) => cnf,
+                Some(Err(e)) => {
+                    self.errors.push(Error::Generate {
+                        what: format!("{id} bound to {cert_id}.crt"),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+                // The certificate had a problem, already reported (every bound id is a
+                // configured certificate, see layout::token_certificate).
+                None => {
+                    if self.errors.is_empty() {
+                        self.errors.push(Error::Generate {
+                            what: format!("{id} bound to {cert_id}.crt"),
+                            reason: "the certificate is not available".into(),
+                        });
+                    }
+                    continue;
+                }
+            };
             let Some(existing) = self.read(file) else {
                 continue;
             };
@@ -735,8 +769,15 @@ impl Run<'_> {
                                     self.now,
                                     self.settings.renew_fraction(),
                                 );
+                                let rebind = match &c.cnf {
+                                    None => Some("binding added"),
+                                    Some(have) if have.uri != cnf.uri => Some("binding changed"),
+                                    Some(_) => None,
+                                };
                                 let reason = if drift {
                                     Some("configuration changed")
+                                } else if rebind.is_some() {
+                                    rebind
                                 } else if due {
                                     Some("renewal window reached")
                                 } else {
@@ -774,7 +815,8 @@ impl Run<'_> {
                         expected_perms,
                         self.now,
                         self.settings.token_ttl,
-                    );
+                    )
+                    .with_cnf(cnf);
                     match key.sign(&claims) {
                         Ok(t) => {
                             self.change(id, reason);

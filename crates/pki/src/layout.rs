@@ -21,6 +21,11 @@ pub const ROOT_CA: &str = "ca";
 pub const INTERNODE_CA: &str = "internode-ca";
 pub const CLIENT_CA: &str = "client-ca";
 pub const SERVER_CA: &str = "server-ca";
+/// The issuing CA of bulwark-gate's upstream client certificate: the only trust Temporal's
+/// frontend accepts once the gate sits in front of it.
+pub const GATE_CA: &str = "gate-ca";
+/// bulwark-gate's client certificate towards Temporal's frontend.
+pub const GATE_CLIENT: &str = "gate-client";
 
 /// The pending next JWT signing key while it is published but not yet signing.
 pub const JWT_NEXT: &str = crate::rotate::jwt::NEXT_KEY_FILE;
@@ -37,10 +42,11 @@ pub struct TrustBundle {
 }
 
 /// The internode bundle is the only trust the internode port accepts; the client bundle the
-/// only trust the frontend accepts for client certificates. Neither contains the root, so no
-/// certificate from the other domain can chain to it. The server CA has no bundle: clients
-/// trust the root.
-pub const TRUST_BUNDLES: [TrustBundle; 2] = [
+/// trust bulwark-gate accepts for callers; the gate bundle the only trust Temporal's frontend
+/// accepts for client certificates (so a caller cannot go around the gate). None contains the
+/// root, so no certificate from another domain can chain to it. The server CA has no bundle:
+/// clients trust the root.
+pub const TRUST_BUNDLES: [TrustBundle; 3] = [
     TrustBundle {
         id: "internode-trust",
         file: "internode-trust.pem",
@@ -50,6 +56,11 @@ pub const TRUST_BUNDLES: [TrustBundle; 2] = [
         id: "client-trust",
         file: "client-trust.pem",
         ca: CLIENT_CA,
+    },
+    TrustBundle {
+        id: "gate-trust",
+        file: "gate-trust.pem",
+        ca: GATE_CA,
     },
 ];
 
@@ -79,6 +90,31 @@ pub fn token(scope: Scope) -> StaticToken {
         Scope::Client => (STATIC_TOKEN_IDS[2], "client-token.jwt", "bulwark-client"),
     };
     StaticToken { id, file, subject }
+}
+
+/// The client certificate the static token of `scope` is bound to (its `cnf`) and that the
+/// CLI profile of that scope presents: `client-admin` for the system token, `client-worker`
+/// for the worker token, `temporal-client` for the client token, and `temporal-client`
+/// whenever the preferred identity does not exist (`exists` says which certificate ids do).
+/// The one place that pairs tokens with certificates.
+pub fn bound_certificate(scope: Scope, exists: impl Fn(&str) -> bool) -> &'static str {
+    let preferred = match scope {
+        Scope::System => "client-admin",
+        Scope::Worker => "client-worker",
+        Scope::Client => "temporal-client",
+    };
+    if preferred == "temporal-client" || exists(preferred) {
+        preferred
+    } else {
+        "temporal-client"
+    }
+}
+
+/// [`bound_certificate`] for the certificates `s` configures.
+pub fn token_certificate(s: &Settings, scope: Scope) -> &'static str {
+    bound_certificate(scope, |id| {
+        s.identities.iter().any(|i| format!("client-{i}") == id)
+    })
 }
 
 /// How one certificate item is issued.
@@ -146,6 +182,11 @@ pub fn identity_uri(settings: &Settings, identity: &str) -> String {
     format!("spiffe://{}/client/{identity}", settings.trust_domain)
 }
 
+/// bulwark-gate's identity URI (outside `/client/`: it is no caller's identity).
+pub fn gate_uri(settings: &Settings) -> String {
+    format!("spiffe://{}/gate", settings.trust_domain)
+}
+
 /// Every certificate item, issuers before what they issue.
 pub fn cert_specs(s: &Settings) -> Vec<CertSpec> {
     let spec = |id: &str, cn: &str, profile, lifetime, parent: Option<&str>| CertSpec {
@@ -180,6 +221,13 @@ pub fn cert_specs(s: &Settings) -> Vec<CertSpec> {
         spec(
             SERVER_CA,
             "Bulwark Server CA",
+            Profile::Intermediate,
+            s.intermediate_lifetime,
+            Some(ROOT_CA),
+        ),
+        spec(
+            GATE_CA,
+            "Bulwark Gate CA",
             Profile::Intermediate,
             s.intermediate_lifetime,
             Some(ROOT_CA),
@@ -229,6 +277,13 @@ pub fn cert_specs(s: &Settings) -> Vec<CertSpec> {
             s.leaf_lifetime,
             Some(CLIENT_CA),
         ),
+        spec(
+            GATE_CLIENT,
+            "bulwark-gate",
+            Profile::Client { uri: gate_uri(s) },
+            s.leaf_lifetime,
+            Some(GATE_CA),
+        ),
     ];
     for id in &s.identities {
         v.push(spec(
@@ -271,19 +326,13 @@ pub fn render_cli_config(s: &Settings, dir: &Path, tokens: &[(Scope, String)]) -
         "# Temporal CLI profiles written by bulwark-init. Contains tokens: keep it 0600.\n\
          # temporal --config-file temporal.toml --profile admin operator namespace list\n",
     );
-    for (profile, scope, cert) in [
-        ("admin", Scope::System, "client-admin"),
-        ("worker", Scope::Worker, "client-worker"),
-        ("client", Scope::Client, "temporal-client"),
+    for (profile, scope) in [
+        ("admin", Scope::System),
+        ("worker", Scope::Worker),
+        ("client", Scope::Client),
     ] {
-        // Fall back to the default identity when a custom identity list omits this one.
-        let cert = if cert != "temporal-client"
-            && !s.identities.iter().any(|i| format!("client-{i}") == cert)
-        {
-            "temporal-client"
-        } else {
-            cert
-        };
+        // The certificate the profile's token is bound to, so the gate accepts the pair.
+        let cert = token_certificate(s, scope);
         let Some((_, token)) = tokens.iter().find(|(sc, _)| *sc == scope) else {
             continue;
         };
@@ -322,5 +371,49 @@ mod tests {
             Some("internode-trust.pem")
         );
         assert_eq!(trust_bundle(SERVER_CA), None);
+        assert_eq!(
+            trust_bundle(GATE_CA).map(|b| b.file),
+            Some("gate-trust.pem")
+        );
+    }
+
+    #[test]
+    fn tokens_pair_with_their_certificates() {
+        let s = Settings::default();
+        assert_eq!(token_certificate(&s, Scope::System), "client-admin");
+        assert_eq!(token_certificate(&s, Scope::Worker), "client-worker");
+        assert_eq!(token_certificate(&s, Scope::Client), "temporal-client");
+        // A list without admin/worker falls back to the default identity.
+        assert_eq!(
+            bound_certificate(Scope::System, |_| false),
+            "temporal-client"
+        );
+        assert_eq!(
+            bound_certificate(Scope::Worker, |_| false),
+            "temporal-client"
+        );
+        for scope in Scope::ALL {
+            let id = token_certificate(&s, scope);
+            assert!(cert_specs(&s).iter().any(|c| c.id == id), "{id}");
+        }
+    }
+
+    #[test]
+    fn gate_items() {
+        let s = Settings::default();
+        let specs = cert_specs(&s);
+        let pos = |id: &str| specs.iter().position(|c| c.id == id).unwrap();
+        assert!(pos(GATE_CA) < pos(GATE_CLIENT));
+        let gate = &specs[pos(GATE_CLIENT)];
+        assert_eq!(gate.parent.as_deref(), Some(GATE_CA));
+        assert_eq!(gate.common_name, "bulwark-gate");
+        assert_eq!(
+            gate.profile,
+            Profile::Client {
+                uri: format!("spiffe://{}/gate", s.trust_domain)
+            }
+        );
+        assert_eq!(specs[pos(GATE_CA)].common_name, "Bulwark Gate CA");
+        assert!(item_ids(&s).iter().any(|i| i == "gate-trust"));
     }
 }

@@ -228,13 +228,18 @@ impl Checker<'_> {
                 }
             }
             ItemKind::ClientCert => {
-                let trust = bundle(self, "client-trust.pem");
+                // Each client certificate is checked against the bundle of its own issuing
+                // CA (client-trust.pem for callers, gate-trust.pem for the gate).
+                let file = entry
+                    .issuer
+                    .as_deref()
+                    .and_then(layout::trust_bundle)
+                    .map_or("client-trust.pem", |b| b.file);
+                let trust = bundle(self, file);
                 if let Err(e) = trust::verify_chain(&ders, &trust, Usage::Client, None, self.now) {
                     self.error(
                         id,
-                        format!(
-                            "does not verify as a client certificate against client-trust.pem: {e}"
-                        ),
+                        format!("does not verify as a client certificate against {file}: {e}"),
                     );
                 }
                 if leaf.server_auth {
@@ -338,7 +343,100 @@ impl Checker<'_> {
         }
     }
 
-    fn token(&mut self, entry: &Entry, jwks: Option<&Jwks>) {
+    /// A trust bundle holds its issuing CA and, during an overlap, the previous certificate
+    /// of the same CA: nothing from another trust domain (which would let its certificates
+    /// through) and never without the current CA (which would refuse the current leaves).
+    fn bundle_item(&mut self, entry: &Entry, manifest: &Manifest) {
+        let id = entry.id.as_str();
+        let Some(certs) = self.certs(id, &entry.path) else {
+            return;
+        };
+        let Some(ca_entry) = entry.issuer.as_deref().and_then(|i| manifest.get(i)) else {
+            self.error(id, "the manifest names no issuing CA for this bundle");
+            return;
+        };
+        let current = certs.iter().find(|c| c.fingerprint == ca_entry.fingerprint);
+        let Some(current) = current else {
+            self.error(
+                id,
+                format!("{} does not hold the current {}", entry.path, ca_entry.id),
+            );
+            return;
+        };
+        let cn = current.subject_cn.clone();
+        for c in &certs {
+            if !c.is_ca || c.subject_cn != cn {
+                self.error(
+                    id,
+                    format!(
+                        "{} holds {:?}, which is not a certificate of {} ({cn:?})",
+                        entry.path, c.subject_cn, ca_entry.id
+                    ),
+                );
+            }
+        }
+        if certs.len() > 2 {
+            self.error(
+                id,
+                format!(
+                    "{} holds {} certificates; at most the current and the previous {}",
+                    entry.path,
+                    certs.len(),
+                    ca_entry.id
+                ),
+            );
+        }
+    }
+
+    /// A static token must be bound (`cnf`) to the certificate its CLI profile presents. A
+    /// URI other than that certificate's is a warning: the gate would refuse the pair, but
+    /// the next `generate` re-binds it. A thumbprint that predates the certificate's
+    /// renewal is expected (identity binding) and not reported.
+    fn binding(&mut self, entry: &Entry, claims: &jwt::Claims, manifest: &Manifest) {
+        let id = entry.id.as_str();
+        let Some(cnf) = &claims.cnf else {
+            self.error(
+                id,
+                "carries no cnf claim (not bound to a client certificate); run `bulwark-init generate`",
+            );
+            return;
+        };
+        let Some(scope) = jwt::Scope::ALL
+            .into_iter()
+            .find(|s| layout::token(*s).id == id)
+        else {
+            return;
+        };
+        let cert_id = layout::bound_certificate(scope, |c| manifest.get(c).is_some());
+        let Some(cert_entry) = manifest.get(cert_id) else {
+            self.error(
+                id,
+                format!("bound certificate {cert_id} is not in the manifest"),
+            );
+            return;
+        };
+        let Ok(Some(bytes)) = pfs::read_optional(&self.dir.join(&cert_entry.path)) else {
+            // The certificate item reports its own missing file.
+            return;
+        };
+        let want = cert::parse_pem_chain(&bytes, &self.dir.join(&cert_entry.path))
+            .ok()
+            .and_then(|chain| chain.into_iter().next())
+            .and_then(|leaf| crate::binding::uri_san(&leaf.der));
+        if cnf.uri.is_none() || cnf.uri != want {
+            self.warn(
+                id,
+                format!(
+                    "cnf.uri {:?} is not the URI SAN of {} ({:?}); the gate refuses this pair until `bulwark-init generate` re-binds the token",
+                    cnf.uri.as_deref().unwrap_or(""),
+                    cert_entry.path,
+                    want.as_deref().unwrap_or("")
+                ),
+            );
+        }
+    }
+
+    fn token(&mut self, entry: &Entry, jwks: Option<&Jwks>, manifest: &Manifest) {
         let id = entry.id.as_str();
         self.secret_mode(id, &entry.path);
         let Some(bytes) = self.read(id, &entry.path) else {
@@ -378,6 +476,7 @@ impl Checker<'_> {
                         "permissions are not in Temporal's <namespace>:<role> form",
                     );
                 }
+                self.binding(entry, &claims, manifest);
                 self.lifetime(entry);
             }
             Err(e) => self.error(
@@ -417,6 +516,21 @@ pub fn verify_dir(dir: &Path, now: OffsetDateTime, renew_fraction: f64) -> Vec<P
             return c.problems;
         }
     };
+    // Items every directory has whatever the settings: one missing means the directory
+    // predates it (e.g. the gate's CA) and `generate` has not been run since.
+    let required = [layout::ROOT_CA, layout::GATE_CLIENT, layout::JWT_KEY_ID]
+        .into_iter()
+        .chain(crate::rotate::ca::ISSUING_CAS)
+        .chain(layout::TRUST_BUNDLES.iter().map(|b| b.id))
+        .chain(layout::STATIC_TOKEN_IDS);
+    for id in required {
+        if manifest.get(id).is_none() {
+            c.error(
+                id,
+                format!("missing from {MANIFEST_FILE}; run `bulwark-init generate` to add it"),
+            );
+        }
+    }
     let mut jwks = None;
     for entry in &manifest.items {
         match entry.kind {
@@ -435,6 +549,8 @@ pub fn verify_dir(dir: &Path, now: OffsetDateTime, renew_fraction: f64) -> Vec<P
                             &entry.id,
                             format!("{} is not a PEM certificate bundle", entry.path),
                         );
+                    } else {
+                        c.bundle_item(entry, &manifest);
                     }
                 }
             }
@@ -442,7 +558,7 @@ pub fn verify_dir(dir: &Path, now: OffsetDateTime, renew_fraction: f64) -> Vec<P
         }
     }
     for entry in manifest.items.iter().filter(|e| e.kind == ItemKind::Token) {
-        c.token(entry, jwks.as_ref());
+        c.token(entry, jwks.as_ref(), &manifest);
     }
     for entry in manifest
         .items

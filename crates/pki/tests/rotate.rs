@@ -597,7 +597,12 @@ fn ca_verbs_refuse_anything_but_an_issuing_ca() {
     assert_eq!(before, snapshot(&f.dir));
     assert_eq!(
         ca::ISSUING_CAS,
-        [layout::INTERNODE_CA, layout::CLIENT_CA, layout::SERVER_CA]
+        [
+            layout::INTERNODE_CA,
+            layout::CLIENT_CA,
+            layout::SERVER_CA,
+            layout::GATE_CA
+        ]
     );
 }
 

@@ -17,7 +17,12 @@ use crate::{
 };
 
 /// The CAs the verbs rotate. The root CA is rotated from the command line.
-pub const ISSUING_CAS: [&str; 3] = [layout::INTERNODE_CA, layout::CLIENT_CA, layout::SERVER_CA];
+pub const ISSUING_CAS: [&str; 4] = [
+    layout::INTERNODE_CA,
+    layout::CLIENT_CA,
+    layout::SERVER_CA,
+    layout::GATE_CA,
+];
 
 fn issuing(ca_id: &str) -> Result<()> {
     if ISSUING_CAS.contains(&ca_id) {
