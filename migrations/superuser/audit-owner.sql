@@ -8,8 +8,14 @@
 -- superuser can create or alter one) refuses to drop any of it: as the owner of the schema
 -- `public`, the application could otherwise still DROP the table.
 --
+-- gate_audit (bulwark-gate's record of Temporal calls) is handed over the same way; the
+-- application may only SELECT it (the admin page), and the gate's own login role
+-- bulwark_gate (created by roles.sql, when it was given a password) may only INSERT: it can
+-- neither read the log back nor touch any other table. The grants live here, not in
+-- roles.sql, because this runs after the migrations have created the table, on every start.
+--
 -- sqlx does not read this directory (it takes only files directly in migrations/). A later
--- migration that alters admin_audit must therefore be run by the superuser too.
+-- migration that alters admin_audit or gate_audit must therefore be run by the superuser too.
 
 DO $$
 BEGIN
@@ -38,6 +44,28 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SEQUENCE public.admin_audit_id_seq TO %I', app);
     -- The trigger function runs with the caller's rights; the caller needs to reach it.
     EXECUTE format('GRANT USAGE ON SCHEMA bulwark_audit TO %I', app);
+
+    IF to_regprocedure('public.gate_audit_append_only()') IS NOT NULL THEN
+        ALTER FUNCTION public.gate_audit_append_only() SET SCHEMA bulwark_audit;
+    END IF;
+    ALTER FUNCTION bulwark_audit.gate_audit_append_only() OWNER TO bulwark_audit_owner;
+    ALTER FUNCTION bulwark_audit.gate_audit_append_only() SET search_path = pg_catalog, pg_temp;
+    ALTER TABLE public.gate_audit OWNER TO bulwark_audit_owner;
+    ALTER SEQUENCE public.gate_audit_id_seq OWNER TO bulwark_audit_owner;
+    EXECUTE format('REVOKE ALL ON public.gate_audit FROM %I', app);
+    EXECUTE format('REVOKE ALL ON SEQUENCE public.gate_audit_id_seq FROM %I', app);
+    EXECUTE format('GRANT SELECT ON public.gate_audit TO %I', app);
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'bulwark_gate') THEN
+        -- Reset first, so a grant added by hand does not survive a restart.
+        REVOKE ALL ON public.gate_audit FROM bulwark_gate;
+        REVOKE ALL ON SEQUENCE public.gate_audit_id_seq FROM bulwark_gate;
+        GRANT INSERT ON public.gate_audit TO bulwark_gate;
+        GRANT USAGE ON SEQUENCE public.gate_audit_id_seq TO bulwark_gate;
+        -- Postgres 15 no longer lets PUBLIC create in `public`, but still lets it use it;
+        -- say so explicitly, the INSERT needs it.
+        GRANT USAGE ON SCHEMA public TO bulwark_gate;
+        EXECUTE format('GRANT CONNECT ON DATABASE %I TO bulwark_gate', current_database());
+    END IF;
 END
 $$;
 
@@ -47,7 +75,8 @@ DECLARE
     o record;
 BEGIN
     FOR o IN SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects() LOOP
-        IF o.object_identity LIKE '%admin_audit%' OR o.schema_name = 'bulwark_audit' THEN
+        IF o.object_identity LIKE '%admin_audit%' OR o.object_identity LIKE '%gate_audit%'
+           OR o.schema_name = 'bulwark_audit' THEN
             RAISE EXCEPTION 'the audit log cannot be dropped (% %)', o.object_type, o.object_identity
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
