@@ -1,4 +1,5 @@
-//! The operator's admin web page: login, inventory, rotations, audit log.
+//! The operator's admin web page: login, inventory, rotations, audit log, and the gate's
+//! record of Temporal calls.
 //!
 //! Server-rendered (askama) and usable without JavaScript. Every state-changing request is a
 //! POST carrying a CSRF token; every page is sent with a strict CSP and `no-store`.
@@ -10,6 +11,7 @@ pub mod action;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod gate_audit;
 pub mod inventory;
 pub mod jobs;
 pub mod probe;
@@ -311,6 +313,7 @@ pub fn router(state: AdminState) -> Router {
             get(auth::password_form).post(auth::change_password),
         )
         .route("/admin/audit", get(audit::page))
+        .route("/admin/temporal-calls", get(gate_audit::page))
         .route("/admin/jobs/{id}", get(jobs::page))
         .route("/admin/confirm", get(rotate::confirm::confirm))
         .route("/admin/rotate/cert", post(rotate::cert::rotate))
