@@ -43,7 +43,7 @@ async fn probes_see_the_live_server_certificate_and_temporal_judges_tokens() {
     assert_eq!(fp.len(), 64);
 
     let settings = Settings::default();
-    let claims = probe::probe_claims(&settings, &target.namespace);
+    let claims = probe::probe_claims(&settings, &target.namespace, &certs);
     let key = SigningKey::from_pem(
         &std::fs::read_to_string(certs.join("temporal-jwt-private.key")).unwrap(),
     )

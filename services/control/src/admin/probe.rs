@@ -161,9 +161,16 @@ pub async fn token_accepted(
     result
 }
 
-/// Claims of a short-lived probe token: read access to one namespace, nothing else.
-pub fn probe_claims(settings: &bulwark_pki::Settings, namespace: &str) -> bulwark_pki::jwt::Claims {
-    bulwark_pki::jwt::Claims::new(
+/// Claims of a short-lived probe token: read access to one namespace, nothing else, bound
+/// (`cnf`) to control's client certificate, which the probes present: the gate refuses an
+/// unbound token. Without a readable certificate the token stays unbound, and the probe then
+/// reports the gate's refusal.
+pub fn probe_claims(
+    settings: &bulwark_pki::Settings,
+    namespace: &str,
+    certs_dir: &Path,
+) -> bulwark_pki::jwt::Claims {
+    let claims = bulwark_pki::jwt::Claims::new(
         "bulwark-control-probe",
         &settings.issuer,
         &settings.audience,
@@ -171,7 +178,15 @@ pub fn probe_claims(settings: &bulwark_pki::Settings, namespace: &str) -> bulwar
         vec![format!("{namespace}:read")],
         time::OffsetDateTime::now_utc(),
         time::Duration::minutes(5),
-    )
+    );
+    let bound = bulwark_tls::load_certs(&certs_dir.join("client-control.crt"))
+        .ok()
+        .and_then(|chain| chain.into_iter().next())
+        .and_then(|leaf| bulwark_pki::binding::Confirmation::for_certificate(&leaf).ok());
+    match bound {
+        Some(cnf) => claims.with_cnf(cnf),
+        None => claims,
+    }
 }
 
 /// The `kid` in a compact JWS header (for display; no verification).

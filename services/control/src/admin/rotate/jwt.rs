@@ -58,7 +58,11 @@ impl Operation for RotateJwt {
         )
         .await;
         tokio::time::sleep(state.cfg.jwks_propagation).await;
-        let claims = probe::probe_claims(&state.cfg.pki, super::probe_namespace(state));
+        let claims = probe::probe_claims(
+            &state.cfg.pki,
+            super::probe_namespace(state),
+            &state.cfg.certs_dir,
+        );
         let token = prepared.next.sign(&claims)?;
         verify_next(ctx, &token, &new_kid).await?;
 

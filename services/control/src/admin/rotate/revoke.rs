@@ -26,7 +26,11 @@ impl Operation for RevokeJwt {
 
     async fn run(&self, ctx: &Ctx) -> Result<Outcome, RotationError> {
         let state = &ctx.state;
-        let claims = probe::probe_claims(&state.cfg.pki, super::probe_namespace(state));
+        let claims = probe::probe_claims(
+            &state.cfg.pki,
+            super::probe_namespace(state),
+            &state.cfg.certs_dir,
+        );
         let done = super::locked(state, move |lock, settings, clock| {
             // A token from the key being revoked, to show afterwards that Temporal refuses it.
             let old_token = jwt::current(lock.dir())
