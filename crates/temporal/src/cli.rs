@@ -157,6 +157,8 @@ mod tests {
         assert_eq!(o.namespace, "prod");
         assert_eq!(o.ca_file, Path::new("/certs/ca.crt"));
         assert_eq!(o.jwks_watch_interval, None);
+        // `connect` loads the identity itself unless the caller shares its holder.
+        assert!(o.certificate.is_none());
         assert!(o.client_identity.starts_with("bulwark-worker@"));
     }
 }

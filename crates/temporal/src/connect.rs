@@ -74,6 +74,15 @@ impl Identity {
             key: certs_dir.join(format!("client-{name}.key")),
         }
     }
+
+    /// The certificate and key, loaded into a holder that re-reads them when they change
+    /// (once its watcher runs: [`connect`] starts one for the holder it is given). Give the
+    /// same holder to the token manager (`TokenManagerBuilder::client_certificate`) and to
+    /// [`ConnectOptions::certificate`], so tokens are bound to the certificate Temporal
+    /// sees.
+    pub fn load(&self) -> Result<Arc<Reloading>, bulwark_tls::Error> {
+        Reloading::new(PemFiles::new(self.cert.clone(), self.key.clone()))
+    }
 }
 
 /// Everything [`connect`] needs.
@@ -87,6 +96,9 @@ pub struct ConnectOptions {
     pub ca_file: PathBuf,
     /// The client certificate and key presented for mTLS; re-read when they change on disk.
     pub identity: Identity,
+    /// `identity` already loaded ([`Identity::load`]), when the caller shares the holder
+    /// with its token manager; `None`: [`connect`] loads `identity` itself.
+    pub certificate: Option<Arc<Reloading>>,
     /// Namespace the client works in.
     pub namespace: String,
     /// Identity string recorded by Temporal (pollers, history); e.g. `bulwark-worker@host`.
@@ -128,6 +140,10 @@ impl fmt::Debug for ConnectOptions {
             .field("server_name", &self.server_name)
             .field("ca_file", &self.ca_file)
             .field("identity", &self.identity)
+            .field(
+                "certificate",
+                &self.certificate.as_ref().map(|c| c.fingerprint()),
+            )
             .field("namespace", &self.namespace)
             .field("client_identity", &self.client_identity)
             .field("tokens", &self.tokens.app())
@@ -163,6 +179,7 @@ impl ConnectOptions {
             server_name: server_name.into(),
             ca_file: certs_dir.join("ca.crt"),
             identity: Identity::in_certs_dir(certs_dir, identity),
+            certificate: None,
             namespace: namespace.into(),
             client_identity: format!("bulwark-{identity}@{host}:{}", std::process::id()),
             tokens,
@@ -248,9 +265,10 @@ fn target_url(address: &str) -> Result<Url, String> {
 
 /// Connects to Temporal with mTLS and a bearer JWT, retrying failures with jittered backoff.
 ///
-/// * The client certificate is served by a [`Reloading`] resolver polled every
+/// * The client certificate is served by a [`Reloading`] resolver (the caller's
+///   [`ConnectOptions::certificate`], else `identity` loaded here) polled every
 ///   `cert_reload_interval`: a certificate replaced on disk is used for the next TLS handshake
-///   without restart.
+///   without restart, by this connection and by a token manager sharing the holder.
 /// * The token manager's background refresh is started (idempotent); the first token is
 ///   fetched before connecting, and every refreshed token is applied to the live connection
 ///   with `set_api_key` (no reconnect).
@@ -267,11 +285,13 @@ pub async fn connect(options: ConnectOptions) -> Result<Client, ConnectError> {
     let url = target_url(&options.address).map_err(&config_err)?;
     let ca = std::fs::read(&options.ca_file)
         .map_err(|e| config_err(format!("CA bundle {}: {e}", options.ca_file.display())))?;
-    let cert = Reloading::new(PemFiles::new(
-        options.identity.cert.clone(),
-        options.identity.key.clone(),
-    ))
-    .map_err(|e| config_err(format!("client certificate: {e}")))?;
+    let cert = match &options.certificate {
+        Some(c) => c.clone(),
+        None => options
+            .identity
+            .load()
+            .map_err(|e| config_err(format!("client certificate: {e}")))?,
+    };
     let watcher = cert.spawn_watcher(options.cert_reload_interval);
     let resolver: Arc<dyn ResolvesClientCert> = cert.clone();
 
@@ -435,6 +455,14 @@ mod tests {
         }
         let distinct: std::collections::HashSet<_> = (0..20).map(|_| r.delay(5)).collect();
         assert!(distinct.len() > 1, "delays are jittered");
+    }
+
+    #[test]
+    fn identity_load_names_the_missing_file() {
+        let e = Identity::in_certs_dir(Path::new("/nonexistent"), "api")
+            .load()
+            .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/client-api.crt"), "{e}");
     }
 
     #[test]

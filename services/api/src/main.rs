@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context;
 use bulwark_api::{AppState, Metrics, app, auth::Verifier, temporal_backend::TemporalBackend};
 use bulwark_secrets::FileStore;
-use bulwark_temporal::{StoreCredentialSource, cli::TemporalArgs, connect};
+use bulwark_temporal::{Identity, StoreCredentialSource, cli::TemporalArgs, connect};
 use bulwark_tls::{PemFiles, Reloading, server_config};
 use bulwark_token_client::cli::TokenClientArgs;
 use clap::Parser;
@@ -63,14 +63,22 @@ async fn main() -> anyhow::Result<()> {
         "deployment",
         secrets,
     ))));
+    // One holder of the client certificate for the token manager and the Temporal
+    // connection: control binds the API's Temporal token to the certificate it presents.
+    let client_cert = Identity::in_certs_dir(&cfg.certs_dir, "api")
+        .load()
+        .context("loading the client certificate")?;
     let tokens = cfg
         .token_client
         .builder("api", cfg.certs_dir.join("ca.crt"))
+        .client_certificate(client_cert.clone())
         .secret_store(store)
         .build()
         .context("configuring the token manager")?;
-    // `connect` starts the token manager's background refresh and hooks it to the connection.
-    let options = cfg.temporal.connect_options(&cfg.certs_dir, "api", tokens);
+    // `connect` starts the token manager's background refresh and hooks it to the connection,
+    // and the certificate holder's reload watcher.
+    let mut options = cfg.temporal.connect_options(&cfg.certs_dir, "api", tokens);
+    options.certificate = Some(client_cert);
     let client = connect(options).await.context("connecting to Temporal")?;
 
     let cert = Reloading::new(PemFiles::new(

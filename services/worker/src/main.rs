@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bulwark_secrets::{FileStore, Resolver, SecretStore};
-use bulwark_temporal::{ConnectRetry, StoreCredentialSource, cli::TemporalArgs};
+use bulwark_temporal::{ConnectRetry, Identity, StoreCredentialSource, cli::TemporalArgs};
 use bulwark_token_client::cli::TokenClientArgs;
 use clap::Parser;
 use temporalio_sdk::runtime::PollerBehavior;
@@ -119,9 +119,16 @@ async fn main() -> anyhow::Result<()> {
         None => resolver.store("deployment").cloned(),
     };
 
-    // Token manager for this worker's own OAuth client.
+    // Token manager for this worker's own OAuth client. It presents the same certificate
+    // holder as the Temporal connection: control binds the worker's Temporal token to it.
     let ca_file = args.certs_dir.join("ca.crt");
-    let mut tb = args.token_client.builder(args.identity.clone(), &ca_file);
+    let client_cert = Identity::in_certs_dir(&args.certs_dir, &args.identity)
+        .load()
+        .context("loading the client certificate")?;
+    let mut tb = args
+        .token_client
+        .builder(args.identity.clone(), &ca_file)
+        .client_certificate(client_cert.clone());
     if let Some(store) = deployment_store {
         tb = tb.secret_store(Arc::new(StoreCredentialSource(store)));
     }
@@ -173,6 +180,8 @@ async fn main() -> anyhow::Result<()> {
     let mut opts = args
         .temporal
         .connect_options(&args.certs_dir, &args.identity, tokens.clone());
+    // `connect` starts the holder's reload watcher, for the token manager too.
+    opts.certificate = Some(client_cert);
     opts.retry = ConnectRetry {
         max_attempts: None,
         ..ConnectRetry::default()
