@@ -3,7 +3,7 @@
 
 use std::{net::IpAddr, sync::Arc};
 
-use bulwark_pki::jwt::Claims;
+use bulwark_pki::{binding::Confirmation, jwt::Claims};
 use time::{Duration, OffsetDateTime};
 
 use crate::{
@@ -15,6 +15,19 @@ use crate::{
     store::ClientStore,
     throttle::{LimiterKeys, Throttle, ThrottleSettings, Throttled},
 };
+
+/// The audience of tokens for Temporal (the audience registered for Temporal clients). A
+/// granted token with it is bound to the client certificate it was requested over (`cnf`),
+/// which bulwark-gate checks on every call.
+pub const TEMPORAL_AUDIENCE: &str = "temporal";
+
+/// The refusal of a Temporal-audience token request made without a client certificate.
+pub const CERTIFICATE_REQUIRED: &str =
+    "tokens for Temporal are bound to a client certificate: connect with this client's certificate";
+
+/// The refusal of a Temporal-audience token request whose certificate names no identity.
+pub const CERTIFICATE_WITHOUT_IDENTITY: &str =
+    "the client certificate has no URI subject alternative name to bind a token to";
 
 /// The longest client secret worth hashing. Issued secrets are 43 characters; this leaves
 /// room for secrets set by other means without letting a caller make us hash megabytes.
@@ -59,6 +72,8 @@ pub struct TokenRequest {
     scope: Option<String>,
     client_id: ClientId,
     client_secret: ClientSecret,
+    /// The verified client certificate (leaf, DER) the request came over, if any.
+    client_certificate: Option<Arc<[u8]>>,
 }
 
 impl TokenRequest {
@@ -84,7 +99,17 @@ impl TokenRequest {
             scope,
             client_id,
             client_secret: ClientSecret::from_presented(client_secret),
+            client_certificate: None,
         })
+    }
+
+    /// The client certificate (leaf, DER) the request arrived over, verified by the listener
+    /// against the client trust bundle. A token for Temporal is bound to it; without one such
+    /// a token is refused.
+    #[must_use]
+    pub fn with_client_certificate(mut self, der: Arc<[u8]>) -> Self {
+        self.client_certificate = Some(der);
+        self
     }
 
     pub fn client_id(&self) -> &ClientId {
@@ -99,6 +124,9 @@ pub struct IssuedToken {
     pub expires_in: i64,
     pub scope: String,
     pub client_id: String,
+    /// The identity (URI SAN) of the certificate the token is bound to, for logs; `None` for
+    /// an unbound (bulwark-api audience) token.
+    pub bound_identity: Option<String>,
 }
 
 /// Settings for [`TokenIssuer`]. The failure budgets are in [`ThrottleSettings`].
@@ -230,6 +258,11 @@ impl TokenIssuer {
                 requested
             }
         };
+        let cnf = if client.audience == TEMPORAL_AUDIENCE {
+            Some(bind(&req)?)
+        } else {
+            None
+        };
         let key = self.key.current();
         let claims = Claims::new(
             &client.client_id,
@@ -240,6 +273,11 @@ impl TokenIssuer {
             OffsetDateTime::now_utc(),
             self.settings.ttl,
         );
+        let bound_identity = cnf.as_ref().and_then(|c| c.uri.clone());
+        let claims = match cnf {
+            Some(c) => claims.with_cnf(c),
+            None => claims,
+        };
         let access_token = key.sign(&claims).map_err(|e| {
             tracing::error!(error = %e, "signing failed");
             GrantError::Internal
@@ -249,6 +287,93 @@ impl TokenIssuer {
             expires_in: self.settings.ttl.whole_seconds(),
             scope: granted.to_string(),
             client_id: client.client_id,
+            bound_identity,
         })
+    }
+}
+
+/// The `cnf` claim for a Temporal token: the request's certificate, or a refusal.
+fn bind(req: &TokenRequest) -> Result<Confirmation, GrantError> {
+    let der = req
+        .client_certificate
+        .as_deref()
+        .ok_or(GrantError::InvalidRequest(CERTIFICATE_REQUIRED))?;
+    Confirmation::for_certificate(der).map_err(|e| match e {
+        bulwark_pki::binding::BindingError::NoUriSan => {
+            GrantError::InvalidRequest(CERTIFICATE_WITHOUT_IDENTITY)
+        }
+        // The listener's verifier parsed it, so this is a bug of ours, not the caller's.
+        other => {
+            tracing::error!(error = %other, client = %req.client_id, "cannot read a verified client certificate");
+            GrantError::Internal
+        }
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn request() -> TokenRequest {
+        TokenRequest::new(
+            Some("client_credentials"),
+            None,
+            "worker",
+            "a-secret-of-some-length",
+        )
+        .unwrap()
+    }
+
+    fn leaf(dir: &std::path::Path, name: &str) -> Arc<[u8]> {
+        let pem = std::fs::read_to_string(dir.join(name)).unwrap();
+        let b64: String = pem
+            .lines()
+            .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END"))
+            .collect();
+        use base64::Engine as _;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        Arc::from(der)
+    }
+
+    #[test]
+    fn temporal_tokens_bind_to_the_request_certificate_or_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("certs");
+        bulwark_pki::generate(
+            &dir,
+            &bulwark_pki::Settings::default(),
+            bulwark_pki::Mode::Missing,
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+
+        assert_eq!(
+            bind(&request()).unwrap_err(),
+            GrantError::InvalidRequest(CERTIFICATE_REQUIRED)
+        );
+
+        let der = leaf(&dir, "client-worker.crt");
+        let cnf = bind(&request().with_client_certificate(der.clone())).unwrap();
+        assert_eq!(cnf.x5t_s256, bulwark_pki::binding::thumbprint_s256(&der));
+        assert_eq!(
+            cnf.uri.as_deref(),
+            Some("spiffe://bulwark.local/client/worker")
+        );
+
+        // A certificate naming no identity (a server leaf: DNS names only) binds nothing.
+        let server = leaf(&dir, "control-server.crt");
+        assert_eq!(
+            bind(&request().with_client_certificate(server)).unwrap_err(),
+            GrantError::InvalidRequest(CERTIFICATE_WITHOUT_IDENTITY)
+        );
+        assert_eq!(
+            bind(&request().with_client_certificate(Arc::from(&b"junk"[..]))).unwrap_err(),
+            GrantError::Internal
+        );
     }
 }

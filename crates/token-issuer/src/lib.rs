@@ -20,7 +20,10 @@ pub fn deployment_secrets_file(client: &str) -> String {
 }
 
 pub use client_id::ClientId;
-pub use grant::{GrantError, IssuedToken, IssuerSettings, TokenIssuer, TokenRequest};
+pub use grant::{
+    CERTIFICATE_REQUIRED, GrantError, IssuedToken, IssuerSettings, TEMPORAL_AUDIENCE, TokenIssuer,
+    TokenRequest,
+};
 pub use scope::{Scope, ScopeSet};
 pub use secret::ClientSecret;
 pub use store::{Client, ClientStore};
