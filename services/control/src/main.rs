@@ -6,7 +6,9 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context;
 use bulwark_control::{AppState, app, metrics::Metrics};
 use bulwark_serve::Stats;
-use bulwark_tls::{PemFiles, Reloading, server_config};
+use bulwark_tls::{
+    ClientTrust, PemFiles, Reloading, server_config, server_config_with_client_trust,
+};
 use bulwark_token_issuer::{ClientStore, IssuerSettings, TokenIssuer, signer::KeyFile};
 use clap::Parser;
 
@@ -124,8 +126,13 @@ async fn main() -> anyhow::Result<()> {
         cfg.certs_dir.join("control-server.key"),
     ))?;
     cert.spawn_watcher(cfg.reload_interval);
-    // Both listeners serve the control-server certificate (reloaded on rotation).
+    // Both listeners serve the control-server certificate (reloaded on rotation). The public
+    // one also asks for an optional client certificate (client-trust.pem, re-read on an
+    // issuing-CA rotation): tokens for Temporal are bound to it. The admin page asks for none.
     let tls = Arc::new(server_config(cert.clone(), None)?);
+    let client_trust = ClientTrust::optional(cfg.certs_dir.join("client-trust.pem"))?;
+    client_trust.spawn_watcher(cfg.reload_interval);
+    let public_tls = Arc::new(server_config_with_client_trust(cert.clone(), client_trust)?);
     let admin = if cfg.admin.admin_disabled {
         tracing::info!("admin page disabled");
         None
@@ -161,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(listen = %cfg.listen, fingerprint = %cert.fingerprint(), "bulwark-control serving HTTPS (public)");
     let public = bulwark_serve::serve(
         public,
-        tls.clone(),
+        public_tls,
         app(state),
         limits.clone(),
         public_stats,

@@ -1,10 +1,14 @@
 //! The OAuth2 token endpoint (client-credentials grant): size limits checked before the body
 //! is read, client credentials from Basic or the form, RFC 6749 error bodies.
+//!
+//! Tokens for Temporal are bound to the client certificate the request came over (the public
+//! listener asks for an optional one, verified against `client-trust.pem`): the handler passes
+//! the [`PeerCertificate`] to the issuer, which refuses a Temporal-audience request without one.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::{
-    Form, Json,
+    Extension, Form, Json,
     extract::{ConnectInfo, DefaultBodyLimit, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, Version, header},
     middleware::{self, Next},
@@ -12,6 +16,7 @@ use axum::{
     routing::{MethodRouter, post},
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
+use bulwark_serve::PeerCertificate;
 use bulwark_token_issuer::{GrantError, TokenRequest};
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -178,6 +183,7 @@ fn form_unescape(s: &str) -> Option<String> {
 async fn token(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cert: Option<Extension<PeerCertificate>>,
     version: Version,
     headers: HeaderMap,
     form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
@@ -198,13 +204,22 @@ async fn token(
         )),
     };
     let result = match form {
-        Ok(form) => issue(&state, peer.ip(), &headers, form).await,
+        Ok(form) => {
+            let cert = cert.map(|Extension(c)| c);
+            issue(&state, peer.ip(), cert, &headers, form).await
+        }
         Err(e) => Err(e),
     };
     match result {
         Ok(t) => {
             state.metrics.token_issued(t.client_id.as_ref());
-            tracing::info!(client = %t.client_id, scope = %t.scope, "token issued");
+            // The bound identity, never the token.
+            match &t.bound_identity {
+                Some(identity) => {
+                    tracing::info!(client = %t.client_id, scope = %t.scope, %identity, "token issued, bound to the client certificate")
+                }
+                None => tracing::info!(client = %t.client_id, scope = %t.scope, "token issued"),
+            }
             let body = serde_json::json!({
                 "access_token": t.access_token,
                 "token_type": "Bearer",
@@ -235,6 +250,7 @@ async fn token(
 async fn issue(
     state: &AppState,
     peer: IpAddr,
+    cert: Option<PeerCertificate>,
     headers: &HeaderMap,
     form: TokenForm,
 ) -> Result<bulwark_token_issuer::IssuedToken, GrantError> {
@@ -256,11 +272,14 @@ async fn issue(
         (None, Some(id), Some(secret)) => (id, Zeroizing::new(secret)),
         (None, _, _) => return Err(GrantError::InvalidClient),
     };
-    let req = TokenRequest::new(
+    let mut req = TokenRequest::new(
         form.grant_type.as_deref(),
         form.scope,
         &client_id,
         &client_secret,
     )?;
+    if let Some(c) = cert {
+        req = req.with_client_certificate(c.0);
+    }
     state.issuer.issue(req, peer).await
 }

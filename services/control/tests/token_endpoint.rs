@@ -8,7 +8,10 @@ use std::{
     time::Duration,
 };
 
-use bulwark_pki::jwt::{Jwks, VerifyOptions, verify};
+use bulwark_pki::{
+    binding::{Confirmation, thumbprint_s256},
+    jwt::{Jwks, VerifyOptions, verify},
+};
 use bulwark_token_issuer::IssuerSettings;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -66,6 +69,82 @@ async fn issues_tokens_that_verify_against_the_published_jwks() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_ne!(json(r).await["access_token"], body["access_token"]);
+}
+
+#[tokio::test]
+async fn temporal_tokens_are_bound_to_the_presented_certificate() {
+    let Some(h) = support::start(IssuerSettings::default()).await else {
+        return;
+    };
+    let r = h.token_basic("worker", &h.secret("worker"), &[]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = json(r).await;
+    let claims = verify(
+        body["access_token"].as_str().unwrap(),
+        &jwks(&h).await,
+        OffsetDateTime::now_utc(),
+        &VerifyOptions::new(time::Duration::minutes(15)).audience("temporal"),
+    )
+    .unwrap();
+    let leaf = h.client_leaf();
+    let cnf = claims.cnf.expect("a Temporal token carries cnf");
+    assert_eq!(cnf, Confirmation::for_certificate(&leaf).unwrap());
+    assert_eq!(cnf.x5t_s256, thumbprint_s256(&leaf));
+    assert_eq!(
+        cnf.uri.as_deref(),
+        Some("spiffe://bulwark.local/client/worker")
+    );
+}
+
+#[tokio::test]
+async fn a_temporal_token_without_a_client_certificate_is_refused() {
+    let Some(h) = support::start(IssuerSettings::default()).await else {
+        return;
+    };
+    let r = h
+        .token_basic_over(&h.anonymous, "worker", &h.secret("worker"), &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"error":"invalid_request","error_description":"tokens for Temporal are bound to a client certificate: connect with this client's certificate"}"#
+    );
+    // Only after authentication: a wrong secret is still invalid_client, not this.
+    let r = h
+        .token_basic_over(&h.anonymous, "worker", "not-the-secret", &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn api_audience_tokens_need_no_certificate_and_carry_no_cnf() {
+    let Some(h) = support::start(IssuerSettings::default()).await else {
+        return;
+    };
+    for http in [&h.anonymous, &h.http] {
+        let r = h
+            .token_basic_over(http, "operator", &h.secret("operator"), &[])
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = json(r).await;
+        let token = body["access_token"].as_str().unwrap();
+        let claims = verify(
+            token,
+            &jwks(&h).await,
+            OffsetDateTime::now_utc(),
+            &VerifyOptions::new(time::Duration::minutes(15)).audience("bulwark-api"),
+        )
+        .unwrap();
+        assert_eq!(claims.cnf, None);
+        // Not even as an empty member.
+        let payload = token.split('.').nth(1).unwrap();
+        use base64::Engine as _;
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        assert!(!String::from_utf8(payload).unwrap().contains("cnf"));
+    }
 }
 
 #[tokio::test]
@@ -267,7 +346,8 @@ fn client_from(h: &support::Harness, source: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .add_root_certificate(ca)
         .tls_built_in_root_certs(false)
-        .use_rustls_tls()
+        // With the worker's certificate: its Temporal tokens are bound to it.
+        .use_preconfigured_tls(support::with_client_cert(&h.certs, &h.client_cert))
         .local_address(source.parse::<IpAddr>().unwrap())
         // The certificate names localhost; reach it over IPv4, like the source.
         .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], port)))

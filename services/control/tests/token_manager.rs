@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 fn manager(h: &support::Harness, store: &MemorySource) -> TokenManager {
     TokenManager::builder(format!("{}/oauth/token", h.url), "worker")
         .ca_bundle_file(h.certs.join("ca.crt"))
+        .client_certificate(h.client_cert.clone())
         .secret_store(Arc::new(store.clone()))
         // Keep the process environment out of credential discovery.
         .environment(Arc::new(MemorySource::new()))

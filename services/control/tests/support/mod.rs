@@ -6,14 +6,19 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use bulwark_control::{AppState, app, metrics::Metrics};
 use bulwark_db::testing::TestDatabase;
 use bulwark_pki::{Mode, Settings, generate};
-use bulwark_tls::{PemFiles, Reloading, server_config};
+use bulwark_tls::{ClientTrust, PemFiles, Reloading, server_config_with_client_trust};
 use bulwark_token_issuer::{
     ClientSecret, ClientStore, IssuerSettings, ScopeSet, TokenIssuer, signer::KeyFile,
 };
 
 pub struct Harness {
     pub url: String,
+    /// Presents `client_cert` (client-worker), as api and worker do: Temporal tokens need it.
     pub http: reqwest::Client,
+    /// Presents no client certificate.
+    pub anonymous: reqwest::Client,
+    /// The client-worker certificate `http` presents.
+    pub client_cert: Arc<Reloading>,
     pub store: ClientStore,
     pub certs: PathBuf,
     pub secrets: std::collections::HashMap<&'static str, ClientSecret>,
@@ -71,7 +76,9 @@ pub async fn start(settings: IssuerSettings) -> Option<Harness> {
         certs.join("control-server.key"),
     ))
     .unwrap();
-    let tls = Arc::new(server_config(cert, None).unwrap());
+    // As the public listener in main.rs: an optional client certificate from client-ca.
+    let trust = ClientTrust::optional(certs.join("client-trust.pem")).unwrap();
+    let tls = Arc::new(server_config_with_client_trust(cert, trust).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let url = format!("https://localhost:{}", addr.port());
@@ -95,15 +102,26 @@ pub async fn start(settings: IssuerSettings) -> Option<Harness> {
         .unwrap();
     });
     let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.crt")).unwrap()).unwrap();
-    let http = reqwest::Client::builder()
+    let anonymous = reqwest::Client::builder()
         .add_root_certificate(ca)
         .tls_built_in_root_certs(false)
         .use_rustls_tls()
         .build()
         .unwrap();
+    let client_cert = Reloading::new(PemFiles::new(
+        certs.join("client-worker.crt"),
+        certs.join("client-worker.key"),
+    ))
+    .unwrap();
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(with_client_cert(&certs, &client_cert))
+        .build()
+        .unwrap();
     Some(Harness {
         url,
         http,
+        anonymous,
+        client_cert,
         store,
         certs,
         secrets,
@@ -113,21 +131,42 @@ pub async fn start(settings: IssuerSettings) -> Option<Harness> {
     })
 }
 
+/// A rustls configuration trusting the test CA and presenting `cert`.
+pub fn with_client_cert(certs: &std::path::Path, cert: &Arc<Reloading>) -> rustls::ClientConfig {
+    let roots = bulwark_tls::load_roots(&certs.join("ca.crt")).unwrap();
+    bulwark_tls::client_config(roots, Some(cert.clone())).unwrap()
+}
+
 impl Harness {
+    /// The client-worker leaf (DER) `http` presents.
+    pub fn client_leaf(&self) -> Vec<u8> {
+        self.client_cert.current().cert[0].to_vec()
+    }
+
     pub fn secret(&self, id: &str) -> String {
         self.secrets[id].expose().to_owned()
     }
 
+    /// A token request over `http` (with the client certificate).
     pub async fn token_basic(
         &self,
         id: &str,
         secret: &str,
         extra: &[(&str, &str)],
     ) -> reqwest::Response {
+        self.token_basic_over(&self.http, id, secret, extra).await
+    }
+
+    pub async fn token_basic_over(
+        &self,
+        http: &reqwest::Client,
+        id: &str,
+        secret: &str,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut form = vec![("grant_type", "client_credentials")];
         form.extend_from_slice(extra);
-        self.http
-            .post(format!("{}/oauth/token", self.url))
+        http.post(format!("{}/oauth/token", self.url))
             .basic_auth(id, Some(secret))
             .form(&form)
             .send()
