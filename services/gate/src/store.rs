@@ -459,13 +459,13 @@ mod tests {
             namespace: "default".into(),
             workflow_id: format!("wf-{i}"),
             task_queue: "bulwark".into(),
-            decision: if i % 2 == 0 {
+            decision: if i.is_multiple_of(2) {
                 Decision::Allow
             } else {
                 Decision::Deny
             },
             rule: "config/gate-policy.toml line 3".into(),
-            grpc_status: if i % 3 == 0 { None } else { Some(0) },
+            grpc_status: if i.is_multiple_of(3) { None } else { Some(0) },
             latency_ms: 1.25,
             mutating: true,
         }
