@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use tower::ServiceExt;
 
 use crate::audit::{AuditRecord, Decision};
-use crate::caller::{self, AuthError, Binding, Keys, PeerCache};
+use crate::caller::{self, Binding, Keys, PeerCache};
 use crate::grpc::{self, code};
 use crate::reload::Policies;
 use crate::sink::{AuditBody, AuditSink};
@@ -170,15 +170,10 @@ async fn authorize(
             .map_err(|e| Refusal::new(code::UNAUTHENTICATED, e.to_string()))?;
         record.subject = claims.sub.clone();
         record.jti = claims.jti.clone();
-        caller::check_binding(&claims, &peer, gate.binding).map_err(|e| {
-            let code = match e {
-                AuthError::Unbound | AuthError::MissingToken | AuthError::Token(_) => {
-                    code::UNAUTHENTICATED
-                }
-                _ => code::PERMISSION_DENIED,
-            };
-            Refusal::new(code, e.to_string())
-        })?;
+        // A token used with a certificate it is not bound to does not authenticate this
+        // caller (RFC 8705: invalid_token), whatever it would have been allowed.
+        caller::check_binding(&claims, &peer, gate.binding)
+            .map_err(|e| Refusal::new(code::UNAUTHENTICATED, e.to_string()))?;
         Some(claims)
     };
 
@@ -212,7 +207,13 @@ async fn authorize(
         record.role = decision.role.clone().unwrap_or_default();
         record.rule = decision.rule.clone();
         if !decision.allowed {
-            return Err(Refusal::new(code::PERMISSION_DENIED, decision.rule));
+            // Every refusal names the method, also when the rule is about a queue or a role.
+            let message = if decision.rule.contains(method.name) {
+                decision.rule
+            } else {
+                format!("{}: {}", record.method, decision.rule)
+            };
+            return Err(Refusal::new(code::PERMISSION_DENIED, message));
         }
     } else {
         record.rule = "health checks and GetSystemInfo need only a client certificate".into();

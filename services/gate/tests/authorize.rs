@@ -327,7 +327,7 @@ async fn a_token_is_useless_with_another_certificate() {
             poll("bulwark-default"),
         )
         .await;
-    assert_eq!(s, PERMISSION_DENIED, "{m}");
+    assert_eq!(s, UNAUTHENTICATED, "{m}");
     assert!(m.contains("bound to"), "{m}");
     assert!(!m.contains(&worker));
     let unbound = f.token("temporal-worker", None, time::Duration::minutes(10));
