@@ -260,15 +260,30 @@ async fn forward_call(
     started: Instant,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let mut up = http::Request::new(tonic::body::Body::new(Full::new(body)));
-    *up.method_mut() = http::Method::POST;
-    *up.uri_mut() = parts.uri.path_and_query().map_or_else(
+    let uri = parts.uri.path_and_query().map_or_else(
         || http::Uri::from_static("/"),
         |pq| http::Uri::try_from(pq.as_str()).unwrap_or_else(|_| http::Uri::from_static("/")),
     );
-    copy_headers(&parts.headers, up.headers_mut());
-
-    match gate.upstream.clone().oneshot(up).await {
+    let request = || {
+        let mut up = http::Request::new(tonic::body::Body::new(Full::new(body.clone())));
+        *up.method_mut() = http::Method::POST;
+        *up.uri_mut() = uri.clone();
+        copy_headers(&parts.headers, up.headers_mut());
+        up
+    };
+    // Temporal's frontend ends every connection after its maximum age (5 min, GOAWAY): a
+    // call that races the GOAWAY fails on the closing connection without having reached
+    // the server. One retry on the next connection hides that from the caller; Temporal's
+    // calls are made to be retried (mutating ones carry a request id it deduplicates),
+    // which is what the SDKs themselves do with an UNAVAILABLE.
+    let result = match gate.upstream.clone().oneshot(request()).await {
+        Err(e) => {
+            tracing::debug!(method = %method.short(), error = %e, "forwarding failed; retrying once on a new connection");
+            gate.upstream.clone().oneshot(request()).await
+        }
+        ok => ok,
+    };
+    match result {
         Ok(res) => {
             let (parts, body) = res.into_parts();
             let headers_status = grpc::status_of(&parts.headers);
