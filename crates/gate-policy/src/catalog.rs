@@ -78,6 +78,16 @@ pub struct Facts {
 }
 
 impl Method {
+    /// Whether the request message has a task-queue field / a workflow-type field at all
+    /// (a policy that limits them refuses such a request when it leaves them empty).
+    pub fn names_task_queue(&self) -> bool {
+        self.fields.task_queue.is_some()
+    }
+
+    pub fn names_workflow_type(&self) -> bool {
+        self.fields.workflow_type.is_some()
+    }
+
     /// `Service/Name`, e.g. `WorkflowService/StartWorkflowExecution`.
     pub fn short(&self) -> String {
         format!("{}/{}", self.service.short(), self.name)

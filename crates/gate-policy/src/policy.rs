@@ -272,13 +272,25 @@ impl Policy {
             ),
         ];
         for (what, list, constraint, value) in checks {
-            if let (Some(c), Some(v)) = (constraint, value) {
-                if !c.allows(v) {
+            match (constraint, value) {
+                (Some(c), Some(v)) if !c.allows(v) => {
                     return deny(format!(
                         "{what} {v:?} is outside role {:?}'s {list} ({} line {})",
                         role.name, self.source, c.line
                     ));
                 }
+                // Fail closed: a message that has the field but leaves it empty cannot be
+                // shown to be inside the list (Temporal may fill in a default).
+                (Some(c), None)
+                    if (what == "task queue" && method.names_task_queue())
+                        || (what == "workflow type" && method.names_workflow_type()) =>
+                {
+                    return deny(format!(
+                        "the request names no {what}, and role {:?} is limited to {list} ({} line {})",
+                        role.name, self.source, c.line
+                    ));
+                }
+                _ => {}
             }
         }
         Decision {

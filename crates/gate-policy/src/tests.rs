@@ -399,14 +399,14 @@ fn shipped_policy_roles_in_order() {
     let p = shipped();
     assert_eq!(
         p.roles().collect::<Vec<_>>(),
-        ["system", "worker", "client", "operator", "viewer"]
+        ["system", "worker", "client", "probe", "operator", "viewer"]
     );
     let p = Policy::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../config/gate-policy.toml"
     )))
     .unwrap();
-    assert_eq!(p.roles().count(), 5);
+    assert_eq!(p.roles().count(), 6);
 }
 
 #[test]
@@ -664,5 +664,29 @@ fn other_validation_errors_name_their_line() {
     assert!(
         e.to_string().contains("/nonexistent/gate-policy.toml"),
         "{e}"
+    );
+}
+
+#[test]
+fn a_constrained_queue_left_empty_is_refused() {
+    use prost::Message as _;
+    let p = shipped();
+    let scopes = vec!["temporal-worker".to_owned()];
+    let caller = Caller {
+        identity: "worker",
+        scopes: &scopes,
+    };
+    let m =
+        Catalog::lookup("/temporal.api.workflowservice.v1.WorkflowService/PollWorkflowTaskQueue")
+            .unwrap();
+    let empty = temporalio_common::protos::temporal::api::workflowservice::v1::PollWorkflowTaskQueueRequest {
+        namespace: "default".into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let d = p.decide(&caller, m, &m.facts(&empty).unwrap());
+    assert!(
+        !d.allowed && d.rule.contains("names no task queue"),
+        "{d:?}"
     );
 }

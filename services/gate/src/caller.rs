@@ -95,6 +95,9 @@ pub struct Keys {
     /// Verified claims by token: a token's signature is checked once, not on every call.
     /// Cleared on every JWKS change, so a revoked key takes effect at the next reload.
     verified: Mutex<HashMap<Box<str>, Arc<Claims>>>,
+    /// Bumped (under the `verified` lock) on every JWKS change: a verification that began
+    /// against the previous set does not enter the cache.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 const VERIFIED_MAX: usize = 8192;
@@ -113,6 +116,7 @@ impl Keys {
             audience: audience.to_owned(),
             max_lifetime,
             verified: Mutex::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -152,12 +156,17 @@ impl Keys {
                 return Err(AuthError::Token(TokenError::Expired));
             }
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
         let jwks = self.jwks.load();
         let opts = VerifyOptions::new(self.max_lifetime).audience(&self.audience);
         let claims = Arc::new(
             bulwark_pki::jwt::verify(token, &jwks.1, now, &opts).map_err(AuthError::Token)?,
         );
         let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(std::sync::atomic::Ordering::Acquire) != generation {
+            // The key set changed meanwhile: the result stands for this call only.
+            return Ok(claims);
+        }
         if cache.len() >= VERIFIED_MAX {
             cache.clear();
         }

@@ -59,7 +59,10 @@ pub fn message<'a>(
     match encoding {
         Some("gzip") => {
             let mut out = Vec::with_capacity(message.len().saturating_mul(4).min(limit));
-            let mut reader = flate2::read::GzDecoder::new(message).take(limit as u64 + 1);
+            // Every gzip member, as grpc-go's decompressor reads them: with only the first
+            // one, a second member could carry fields the gate never saw but Temporal merges
+            // into the message it acts on.
+            let mut reader = flate2::read::MultiGzDecoder::new(message).take(limit as u64 + 1);
             reader
                 .read_to_end(&mut out)
                 .map_err(|_| FrameError::Corrupt)?;
@@ -167,6 +170,15 @@ mod tests {
         assert_eq!(
             message(&framed(1, b"not gzip"), Some("gzip"), 1024),
             Err(FrameError::Corrupt)
+        );
+        // Two members: both are read (Temporal reads both).
+        let mut two = gzip(b"ab");
+        two.extend(gzip(b"cd"));
+        assert_eq!(
+            message(&framed(1, &two), Some("gzip"), 1024)
+                .unwrap()
+                .as_ref(),
+            b"abcd"
         );
         // A bomb: 10 MiB of zeros in a few KiB stops at the limit.
         let bomb = framed(1, &gzip(&vec![0u8; 10 << 20]));

@@ -78,7 +78,7 @@ struct Config {
     #[arg(long, env = "BULWARK_GATE_MAX_REQUEST_BYTES", default_value_t = 4 << 20)]
     max_request_bytes: usize,
     /// HTTP/2 streams open at once per client connection (each long poll holds one).
-    #[arg(long, env = "BULWARK_GATE_MAX_STREAMS", default_value_t = 1000)]
+    #[arg(long, env = "BULWARK_GATE_MAX_STREAMS", default_value_t = 256)]
     max_streams: u32,
     #[command(flatten)]
     log: bulwark_process::cli::LogArgs,
@@ -144,7 +144,8 @@ async fn main() -> anyhow::Result<()> {
         upstream,
         audit: AuditSink::new(metrics.clone(), store),
         max_request_bytes: cfg.max_request_bytes,
-        body_timeout: Duration::from_secs(30),
+        body_timeout: Duration::from_secs(10),
+        body_reads: tokio::sync::Semaphore::new(256),
     });
     let _reload = reload::spawn(gate.clone(), trust.clone(), cfg.reload_interval);
     let upstream_health = Arc::new(health::Upstream::default());

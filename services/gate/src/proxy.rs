@@ -33,6 +33,10 @@ pub struct Gate {
     pub max_request_bytes: usize,
     /// How long a caller may take to send its request body.
     pub body_timeout: Duration,
+    /// Request bodies being read at once, gate-wide: with `max_request_bytes` this bounds the
+    /// memory requests can hold before they are judged (256 x 4 MiB = 1 GiB at most, in
+    /// practice a few KiB each). A read waits for a slot within `body_timeout`.
+    pub body_reads: tokio::sync::Semaphore,
 }
 
 pub fn app(gate: Arc<Gate>) -> axum::Router {
@@ -110,10 +114,10 @@ async fn authorize(
     // The body first, whatever the decision: a refusal sent before the request is read
     // would end in a stream reset that some clients report instead of the refusal.
     let (parts, body) = req.into_parts();
-    let body = tokio::time::timeout(
-        gate.body_timeout,
-        Limited::new(body, gate.max_request_bytes).collect(),
-    )
+    let body = tokio::time::timeout(gate.body_timeout, async {
+        let _slot = gate.body_reads.acquire().await;
+        Limited::new(body, gate.max_request_bytes).collect().await
+    })
     .await
     .map_err(|_| {
         Refusal::new(

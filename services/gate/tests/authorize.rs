@@ -87,6 +87,7 @@ async fn fixture() -> Fixture {
         audit: AuditSink::new(Arc::new(Metrics::default()), Some(tx)),
         max_request_bytes: 64 * 1024,
         body_timeout: Duration::from_secs(5),
+        body_reads: tokio::sync::Semaphore::new(16),
     });
     Fixture {
         _tmp: tmp,
