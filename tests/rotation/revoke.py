@@ -143,8 +143,17 @@ async def main() -> int:
     async def static_tokens_reissued() -> str:
         fresh = (certs / "system-token.jwt").read_text().strip()
         assert fresh != old_static and jwt_kid(fresh) == state["new_kid"], "system-token.jwt not re-issued with the new key"
-        client = await stack.client(fresh, identity="client-admin")
-        await client.count_workflows("WorkflowType='Greeting'")
+        # The gate re-reads jwks.json every 2 s, Temporal every 30 s: the old token is refused
+        # (by the gate) before Temporal knows the new key, so its acceptance is waited for.
+        deadline = time.monotonic() + 45
+        while True:
+            try:
+                client = await stack.client(fresh, identity="client-admin")
+                await client.count_workflows("WorkflowType='Greeting'")
+                break
+            except RuntimeError as e:  # the SDK's connect error when Temporal refuses the token
+                assert time.monotonic() < deadline, f"Temporal still refuses the re-issued token after 45 s: {e}"
+                await asyncio.sleep(2)
         return f"system-token.jwt kid {state['new_kid'][:12]}, accepted by Temporal"
 
     async def services_recover() -> str:

@@ -198,68 +198,97 @@ async fn main() -> anyhow::Result<()> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(client.clone());
 
-    let acts = Activities::new(
-        resolver,
-        metrics.clone(),
-        DatabaseTarget {
-            host: args.pg_host.clone(),
-            port: args.pg_port,
-            allowed: args.databases.clone(),
-        },
-        ca_file,
-        HttpCallPolicy {
-            max_body_bytes: args.http_max_body_bytes.max(1),
-            timeout: Duration::from_secs(args.http_timeout_secs.max(1)),
-            require_allowed_hosts: args.require_allowed_hosts,
-        },
-    )?;
-
     let runtime = Runtime::from_current_tokio(Default::default())
         .map_err(|e| anyhow::anyhow!("creating the Temporal runtime: {e}"))?;
-    let tuner = TunerHolder::builder()
-        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
-            args.max_concurrent_workflow_tasks.max(2),
-        ))
-        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
-            args.max_concurrent_activities.max(1),
-        ))
-        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(
-            args.max_concurrent_activities.max(1),
-        ))
-        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
-        .build();
-    let worker_options = WorkerOptions::new(args.task_queue.clone())
-        .register_workflow::<workflows::Greeting>()?
-        .register_workflow::<workflows::DatabaseQuery>()?
-        .register_workflow::<workflows::HttpCall>()?
-        .register_activities(acts)
-        .tuner(tuner)
-        .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(args.max_pollers.max(2)))
-        .activity_task_poller_behavior(PollerBehavior::SimpleMaximum(args.max_pollers.max(1)))
-        .build();
-    let mut worker = Worker::new(&runtime, client.sdk_client().clone(), worker_options)
-        .map_err(|e| anyhow::anyhow!("creating the worker: {e}"))?;
-    let stop = worker.shutdown_handle();
-    tokio::spawn(async move {
-        shutdown.notified().await;
-        stop();
-    });
-
-    tracing::info!(
-        task_queue = %args.task_queue,
-        namespace = %args.temporal.namespace,
-        identity = %client.identity(),
-        "worker polling"
-    );
-    health.running.store(true, Ordering::Release);
-    let result = worker.run().await;
-    health.running.store(false, Ordering::Release);
-    match result {
-        Ok(()) => {
-            tracing::info!("worker stopped");
-            Ok(())
+    // The SDK ends a worker at the first poll refused as unauthenticated or unauthorized. Such
+    // a refusal is transient here: after an emergency key revoke the gate refuses the old
+    // token at once while the new one is on its way, and Temporal may refuse the new one
+    // until its next JWKS refresh. So a failed worker is rebuilt after a pause (the process,
+    // its health endpoint and its token manager stay), and /readyz says not ready meanwhile.
+    let stop_current: Arc<std::sync::Mutex<Option<Box<dyn Fn() + Send + Sync>>>> =
+        Arc::new(std::sync::Mutex::new(None));
+    {
+        let stop_current = stop_current.clone();
+        tokio::spawn(async move {
+            shutdown.notified().await;
+            if let Some(stop) = stop_current
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+            {
+                stop();
+            }
+        });
+    }
+    let mut pause = Duration::from_secs(2);
+    loop {
+        let acts = Activities::new(
+            resolver.clone(),
+            metrics.clone(),
+            DatabaseTarget {
+                host: args.pg_host.clone(),
+                port: args.pg_port,
+                allowed: args.databases.clone(),
+            },
+            ca_file.clone(),
+            HttpCallPolicy {
+                max_body_bytes: args.http_max_body_bytes.max(1),
+                timeout: Duration::from_secs(args.http_timeout_secs.max(1)),
+                require_allowed_hosts: args.require_allowed_hosts,
+            },
+        )?;
+        let tuner = TunerHolder::builder()
+            .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
+                args.max_concurrent_workflow_tasks.max(2),
+            ))
+            .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+                args.max_concurrent_activities.max(1),
+            ))
+            .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+                args.max_concurrent_activities.max(1),
+            ))
+            .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+            .build();
+        let worker_options = WorkerOptions::new(args.task_queue.clone())
+            .register_workflow::<workflows::Greeting>()?
+            .register_workflow::<workflows::DatabaseQuery>()?
+            .register_workflow::<workflows::HttpCall>()?
+            .register_activities(acts)
+            .tuner(tuner)
+            .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(args.max_pollers.max(2)))
+            .activity_task_poller_behavior(PollerBehavior::SimpleMaximum(args.max_pollers.max(1)))
+            .build();
+        let mut worker = Worker::new(&runtime, client.sdk_client().clone(), worker_options)
+            .map_err(|e| anyhow::anyhow!("creating the worker: {e}"))?;
+        *stop_current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(Box::new(worker.shutdown_handle()));
+        if health.shutting_down.load(Ordering::Acquire) {
+            return Ok(());
         }
-        Err(e) => Err(anyhow::anyhow!("worker failed: {e}")),
+
+        tracing::info!(
+            task_queue = %args.task_queue,
+            namespace = %args.temporal.namespace,
+            identity = %client.identity(),
+            "worker polling"
+        );
+        health.running.store(true, Ordering::Release);
+        let result = worker.run().await;
+        health.running.store(false, Ordering::Release);
+        match result {
+            Ok(()) => {
+                tracing::info!("worker stopped");
+                return Ok(());
+            }
+            Err(_) if health.shutting_down.load(Ordering::Acquire) => return Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, retry_in_s = pause.as_secs(), "worker failed; rebuilding it after a pause");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+        }
     }
 }
 
