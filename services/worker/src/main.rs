@@ -94,6 +94,9 @@ struct Args {
     log: bulwark_process::cli::LogArgs,
 }
 
+/// Stops the SDK worker currently running (the one rebuilt last).
+type StopHandle = Box<dyn Fn() + Send + Sync>;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -205,7 +208,7 @@ async fn main() -> anyhow::Result<()> {
     // token at once while the new one is on its way, and Temporal may refuse the new one
     // until its next JWKS refresh. So a failed worker is rebuilt after a pause (the process,
     // its health endpoint and its token manager stay), and /readyz says not ready meanwhile.
-    let stop_current: Arc<std::sync::Mutex<Option<Box<dyn Fn() + Send + Sync>>>> =
+    let stop_current: Arc<std::sync::Mutex<Option<StopHandle>>> =
         Arc::new(std::sync::Mutex::new(None));
     {
         let stop_current = stop_current.clone();
