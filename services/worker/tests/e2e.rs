@@ -368,7 +368,7 @@ async fn reference_workflows_end_to_end() {
     )
     .unwrap();
 
-    let tq = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+    let tq = format!("bulwark-e2e-{}", uuid::Uuid::new_v4().simple());
     let mut worker = WorkerProc::start(
         &env,
         &[
