@@ -289,16 +289,21 @@ fn deployment_file(env: &HashMap<String, String>, client: &str) -> PathBuf {
 
 async fn api_client(env: &HashMap<String, String>) -> Client {
     let certs = PathBuf::from(&env["BULWARK_CERTS_DIR"]);
+    let cert = bulwark_temporal::Identity::in_certs_dir(&certs, "api")
+        .load()
+        .unwrap();
     let store: Arc<dyn SecretStore> =
         Arc::new(FileStore::new("deployment", deployment_file(env, "api")));
     let tokens =
         TokenManager::builder(format!("{}/oauth/token", env["BULWARK_CONTROL_URL"]), "api")
             .ca_bundle_file(certs.join("ca.crt"))
+            // Temporal tokens are bound to the certificate presented for them.
+            .client_certificate(cert.clone())
             .environment(Arc::new(bulwark_token_client::MemorySource::new()))
             .secret_store(Arc::new(StoreCredentialSource(store)))
             .build()
             .unwrap();
-    let opts = ConnectOptions::new(
+    let mut opts = ConnectOptions::new(
         env["BULWARK_TEMPORAL_ADDRESS"].clone(),
         env["BULWARK_TEMPORAL_SERVER_NAME"].clone(),
         &certs,
@@ -306,6 +311,7 @@ async fn api_client(env: &HashMap<String, String>) -> Client {
         "default",
         tokens,
     );
+    opts.certificate = Some(cert);
     bulwark_temporal::connect(opts).await.unwrap()
 }
 
@@ -338,10 +344,13 @@ async fn reference_workflows_end_to_end() {
     let certs = PathBuf::from(&env["BULWARK_CERTS_DIR"]);
     let tmp = tempfile::tempdir().unwrap();
 
-    // App secret store for this run: demo-db, an OAuth client (the worker's own, against
+    // App secret store for this run: demo-db, an OAuth client (the operator's, against
     // control's token endpoint), a planted API key and a wrong one.
     let deployment: serde_json::Value =
         serde_json::from_slice(&std::fs::read(deployment_file(&env, "worker")).unwrap()).unwrap();
+    let operator: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&env["BULWARK_OPERATOR_CREDENTIALS"]).unwrap())
+            .unwrap();
     let Some((db_user, db_pw)) = demo_db_credential(&env).await else {
         panic!(
             "no demo-db credential: set BULWARK_COMPONENTS_DIR or BULWARK_PG_SUPERUSER_PASSWORD_FILE in the env file"
@@ -349,9 +358,11 @@ async fn reference_workflows_end_to_end() {
     };
     let secrets = json!({
         "demo-db": {"username": db_user, "password": db_pw},
+        // An API-audience client: Temporal-audience tokens are bound to a client certificate,
+        // which an HttpCall credential does not have.
         "control-oauth": {
-            "client_id": deployment["worker_client_id"],
-            "client_secret": deployment["worker_client_secret"],
+            "client_id": operator["client_id"],
+            "client_secret": operator["client_secret"],
             "token_url": format!("{}/oauth/token", env["BULWARK_CONTROL_URL"]),
         },
         "e2e-api-key": {"api_key": PLANTED_API_KEY},
