@@ -17,7 +17,6 @@ pub mod proxy;
 pub mod reload;
 pub mod sink;
 pub mod store;
-pub mod trust;
 pub mod upstream;
 
 /// An error and its sources on one line.

@@ -11,7 +11,6 @@ use bulwark_gate::{
     proxy::{self, Gate},
     reload::{self, Policies},
     sink::AuditSink,
-    trust::ReloadingTrust,
     upstream::Upstream,
 };
 use bulwark_tls::{PemFiles, Reloading};
@@ -107,8 +106,11 @@ async fn main() -> anyhow::Result<()> {
     ))
     .context("the gate's client certificate (gate-client; run bulwark-init generate)")?;
     identity.spawn_watcher(cfg.reload_interval);
-    let trust =
-        ReloadingTrust::new(cfg.certs_dir.join("client-trust.pem")).context("the client trust")?;
+    let trust = bulwark_tls::ClientTrust::new(
+        cfg.certs_dir.join("client-trust.pem"),
+        bulwark_tls::ClientAuth::Required,
+    )
+    .context("the client trust")?;
 
     let upstream = Upstream {
         address: cfg.upstream.clone(),
@@ -165,10 +167,7 @@ async fn main() -> anyhow::Result<()> {
         }
     });
 
-    let mut tls = rustls::ServerConfig::builder_with_provider(bulwark_tls::provider())
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(trust)
-        .with_cert_resolver(serving.clone());
+    let mut tls = bulwark_tls::server_config_with_client_trust(serving.clone(), trust)?;
     // gRPC is HTTP/2 only.
     tls.alpn_protocols = vec![b"h2".to_vec()];
 

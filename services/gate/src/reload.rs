@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use bulwark_gate_policy::{Policy, PolicyError};
 
 use crate::proxy::Gate;
-use crate::trust::ReloadingTrust;
+use bulwark_tls::ClientTrust;
 
 /// The policy in force and the file it came from.
 #[derive(Debug)]
@@ -62,7 +62,7 @@ impl Policies {
 /// Checks every source each `interval` until the task is dropped.
 pub fn spawn(
     gate: Arc<Gate>,
-    trust: Arc<ReloadingTrust>,
+    trust: Arc<ClientTrust>,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
