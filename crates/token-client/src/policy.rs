@@ -29,7 +29,10 @@ pub struct RefreshPolicy {
     pub expiry_leeway: Duration,
     /// First retry delay after a failed refresh (default 1 s).
     pub backoff_initial: Duration,
-    /// Retry delay ceiling (default 60 s).
+    /// Retry delay ceiling (default 8 s). Kept short because a service without a
+    /// token is down: once the token endpoint answers again, every service must be
+    /// back within 10 s. Each service is one client, so the retries cost the token
+    /// endpoint one request per service per 8 s while it is unreachable.
     pub backoff_max: Duration,
 }
 
@@ -43,7 +46,7 @@ impl Default for RefreshPolicy {
             safety_margin: Duration::from_secs(60),
             expiry_leeway: Duration::from_secs(10),
             backoff_initial: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(8),
         }
     }
 }
@@ -155,8 +158,9 @@ mod tests {
         assert_eq!(p.backoff(1, 0.0), Duration::from_millis(500));
         assert_eq!(p.backoff(2, 0.0), Duration::from_secs(1));
         assert_eq!(p.backoff(3, 0.999_999).as_secs(), 3);
-        assert_eq!(p.backoff(100, 0.0), Duration::from_secs(30));
-        assert!(p.backoff(100, 0.999_999) <= Duration::from_secs(60));
+        assert_eq!(p.backoff(100, 0.0), Duration::from_secs(4));
+        // The recovery bound: back within 10 s of the token endpoint returning.
+        assert!(p.backoff(100, 0.999_999) <= Duration::from_secs(8));
     }
 
     #[test]
