@@ -217,13 +217,15 @@ pub fn not_ready_reason(
     if shutting_down {
         return Some("shutting down".into());
     }
-    if let Some(e) = token_error {
-        return Some(format!(
-            "cannot authenticate: last token refresh failed: {e}"
-        ));
-    }
+    // A failed refresh alone is not a reason: the token held is still accepted, and the
+    // worker keeps working until it expires (control may be down for a while).
     if !token_valid {
-        return Some("cannot authenticate: no valid access token".into());
+        return Some(match token_error {
+            Some(e) => format!(
+                "cannot authenticate: no valid access token; last token refresh failed: {e}"
+            ),
+            None => "cannot authenticate: no valid access token".into(),
+        });
     }
     if !running {
         return Some("worker is not running (not connected to Temporal yet)".into());
@@ -281,8 +283,20 @@ impl Health {
     pub async fn watch_pollers(self: Arc<Self>, interval: Duration) {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut token = self.tokens.subscribe();
         loop {
-            tick.tick().await;
+            // A new token (control back after an outage) is checked at once rather than at
+            // the next tick, so readiness follows recovery within a second or two.
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = token.changed() => {
+                    if changed.is_err() {
+                        tick.tick().await;
+                    } else {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
             let Some(client) = self.client() else {
                 continue;
             };

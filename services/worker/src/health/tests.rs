@@ -24,6 +24,7 @@ fn readiness_requires_everything() {
             .unwrap()
             .contains("shutting")
     );
+    // A failed refresh while the held token is still valid: still ready.
     let r = not_ready_reason(
         true,
         false,
@@ -33,7 +34,22 @@ fn readiness_requires_everything() {
         now,
         age,
     );
-    assert!(r.unwrap().contains("cannot authenticate"));
+    assert_eq!(r, None);
+    // Once the token is gone too, the reason names both.
+    let r = not_ready_reason(
+        true,
+        false,
+        false,
+        Some("invalid_client".into()),
+        &p,
+        now,
+        age,
+    )
+    .unwrap();
+    assert!(
+        r.contains("cannot authenticate") && r.contains("invalid_client"),
+        "{r}"
+    );
     assert!(
         not_ready_reason(true, false, false, None, &p, now, age)
             .unwrap()
