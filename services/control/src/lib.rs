@@ -7,6 +7,10 @@ pub mod admin;
 pub mod metrics;
 mod token;
 
+/// For crates/fuzz-targets only.
+#[doc(hidden)]
+pub use token::parse_token_request;
+
 use std::{path::PathBuf, sync::Arc};
 
 use axum::{

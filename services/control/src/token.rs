@@ -254,6 +254,16 @@ async fn issue(
     headers: &HeaderMap,
     form: TokenForm,
 ) -> Result<bulwark_token_issuer::IssuedToken, GrantError> {
+    let mut req = token_request(headers, form)?;
+    if let Some(c) = cert {
+        req = req.with_client_certificate(c.0);
+    }
+    state.issuer.issue(req, peer).await
+}
+
+/// The stateless part of a token request: client credentials from Basic or the form (exactly
+/// one method) and the issuer's cheap checks.
+fn token_request(headers: &HeaderMap, form: TokenForm) -> Result<TokenRequest, GrantError> {
     let basic = basic_credentials(headers)?;
     let (client_id, client_secret) = match (basic, form.client_id, form.client_secret) {
         (Some(_), _, Some(_)) => {
@@ -272,14 +282,41 @@ async fn issue(
         (None, Some(id), Some(secret)) => (id, Zeroizing::new(secret)),
         (None, _, _) => return Err(GrantError::InvalidClient),
     };
-    let mut req = TokenRequest::new(
+    TokenRequest::new(
         form.grant_type.as_deref(),
         form.scope,
         &client_id,
         &client_secret,
-    )?;
-    if let Some(c) = cert {
-        req = req.with_client_certificate(c.0);
+    )
+}
+
+/// For the fuzz targets (crates/fuzz-targets) only: a token request's `Authorization` header
+/// and form body through the handler's own parsing ([`Form`], [`basic_credentials`],
+/// [`token_request`]), without an issuer. `Err(None)` is a body the form extractor refuses.
+#[doc(hidden)]
+pub fn parse_token_request(
+    authorization: Option<&[u8]>,
+    body: &[u8],
+) -> Result<TokenRequest, Option<GrantError>> {
+    use axum::extract::FromRequest;
+    use std::future::Future;
+    let mut headers = HeaderMap::new();
+    if let Some(a) = authorization {
+        let value = HeaderValue::from_bytes(a).map_err(|_| None)?;
+        headers.insert(header::AUTHORIZATION, value);
     }
-    state.issuer.issue(req, peer).await
+    let request = axum::http::Request::builder()
+        .method(axum::http::Method::POST)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(body.to_vec()))
+        .map_err(|_| None)?;
+    let mut extract = std::pin::pin!(Form::<TokenForm>::from_request(request, &()));
+    // An in-memory body is complete, so the extractor finishes on its first poll; a pending
+    // one is treated as a refused body rather than driving a runtime here.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let form = match extract.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(Ok(Form(f))) => f,
+        _ => return Err(None),
+    };
+    token_request(&headers, form).map_err(Some)
 }
