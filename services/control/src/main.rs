@@ -242,11 +242,11 @@ async fn admin_state(
     // while the account does not exist; never logged; a missing file is fine (it is deleted
     // once the password has been changed).
     auth::bootstrap(&admin, std::env::var("BULWARK_ADMIN_PASSWORD").ok()).await?;
-    let n = jobs::fail_interrupted(&admin.pool).await?;
+    let n = jobs::mark_interrupted(&admin.pool).await?;
     if n > 0 {
         tracing::warn!(
             jobs = n,
-            "rotation jobs interrupted by the last shutdown were marked failed"
+            "rotation jobs interrupted by the last shutdown were marked interrupted (resumable)"
         );
     }
     Ok(admin)

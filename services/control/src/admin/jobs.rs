@@ -52,6 +52,17 @@ impl JobKind {
     pub fn parse(s: &str) -> Option<JobKind> {
         JobKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
+
+    /// The confirm page's `action` that starts (and so resumes) this kind of job.
+    pub fn confirm_action(self) -> &'static str {
+        match self {
+            JobKind::RotateCert => "cert",
+            JobKind::ReissueTokens => "tokens",
+            JobKind::RotateJwtKey => "jwt",
+            JobKind::RevokeJwtKey => "revoke-jwt",
+            JobKind::RotateCa => "ca",
+        }
+    }
 }
 
 impl fmt::Display for JobKind {
@@ -68,14 +79,18 @@ pub enum JobState {
     Waiting,
     Succeeded,
     Failed,
+    /// Was running when control stopped (a crash, `kill -9`, a restart). Every step writes
+    /// atomically and the rotations are resumable, so running the action again resumes it.
+    Interrupted,
 }
 
 impl JobState {
-    pub const ALL: [JobState; 4] = [
+    pub const ALL: [JobState; 5] = [
         JobState::Running,
         JobState::Waiting,
         JobState::Succeeded,
         JobState::Failed,
+        JobState::Interrupted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +99,7 @@ impl JobState {
             JobState::Waiting => "waiting",
             JobState::Succeeded => "succeeded",
             JobState::Failed => "failed",
+            JobState::Interrupted => "interrupted",
         }
     }
 
@@ -176,10 +192,10 @@ impl Job {
     }
 }
 
-/// Mark jobs left running by a previous process as failed, so they can be retried.
-pub async fn fail_interrupted(pool: &PgPool) -> Result<u64, AdminError> {
+/// Mark jobs left running by a previous process as interrupted, so they can be resumed.
+pub async fn mark_interrupted(pool: &PgPool) -> Result<u64, AdminError> {
     Ok(sqlx::query(
-        "UPDATE admin_jobs SET state = 'failed', error = 'interrupted by a restart of bulwark-control; the previous material is still in service; retry the action', updated_at = now() WHERE state = 'running'",
+        "UPDATE admin_jobs SET state = 'interrupted', error = 'interrupted by a stop of bulwark-control; the material in service is consistent (every step is written atomically); resume to finish the rotation', updated_at = now() WHERE state = 'running'",
     )
     .execute(pool)
     .await?
@@ -289,7 +305,10 @@ mod tests {
             ]
         );
         let states: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(states, ["running", "waiting", "succeeded", "failed"]);
+        assert_eq!(
+            states,
+            ["running", "waiting", "succeeded", "failed", "interrupted"]
+        );
         for k in JobKind::ALL {
             assert_eq!(JobKind::parse(k.as_str()), Some(k));
         }
