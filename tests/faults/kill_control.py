@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Fault: `kill -9` of bulwark-control in the middle of a JWT signing-key rotation, under load.
+
+The rotation is started on the admin page while 25 workflow starts/s run through the API;
+control is killed while the job waits for Temporal's JWKS refresh (the next key published,
+not yet signing). Passes when:
+
+- `bulwark-init verify` is clean with control dead, and Temporal still accepts the static
+  system token;
+- after control is started again the job is shown `interrupted` with a Resume link;
+- resuming finishes the rotation with the key the interrupted run published (it resumes,
+  it does not start over), `verify` is clean, and Temporal accepts the re-issued token;
+- no start failed and every accepted workflow completed (tokens already held stay valid
+  while control is down).
+
+    tests/faults/kill_control.py [--env .bulwark/env] [--rate 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import Runner, Stack, load_env, token_tls_context  # noqa: E402
+from rotation.under_load import Admin, Load  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main_sync(args: argparse.Namespace) -> int:
+    env = load_env(args.env)
+    certs = Path(env["BULWARK_CERTS_DIR"])
+    ca = certs / "ca.crt"
+    control, api = env["BULWARK_CONTROL_URL"], env["BULWARK_API_URL"]
+    state = Path(env["BULWARK_LOGS_DIR"]).parent
+    creds = Path(env["BULWARK_OPERATOR_CREDENTIALS"]).parent
+    op = json.loads(Path(env["BULWARK_OPERATOR_CREDENTIALS"]).read_text())
+    init = Path(os.environ.get("BULWARK_BIN_DIR", ROOT / "target" / "debug")) / "bulwark-init"
+    api_ctx = ssl.create_default_context(cafile=str(ca))
+    stack, runner = Stack(env), Runner()
+
+    def oauth_token() -> str:
+        req = urllib.request.Request(f"{control}/oauth/token",
+                                     data=urllib.parse.urlencode({"grant_type": "client_credentials"}).encode())
+        cred = f"{op['client_id']}:{op['client_secret']}".encode()
+        req.add_header("Authorization", "Basic " + base64.b64encode(cred).decode())
+        with urllib.request.urlopen(req, context=token_tls_context(certs, op["client_id"]), timeout=10) as r:
+            return json.loads(r.read())["access_token"]
+
+    token = oauth_token()  # lives 15 minutes: longer than this test, so control can be dead
+
+    def verify() -> subprocess.CompletedProcess:
+        return subprocess.run([str(init), "verify", "--dir", str(certs)], capture_output=True, text=True,
+                              env={**os.environ, "BULWARK_TEMPORAL_ADDRESS": env["BULWARK_TEMPORAL_ADDRESS"],
+                                   "BULWARK_NAMESPACES": env.get("BULWARK_NAMESPACES", "default")})
+
+    async def temporal_accepts_system_token() -> None:
+        client = await stack.client((certs / "system-token.jwt").read_text().strip(), identity="client-admin")
+        await client.count_workflows()
+
+    def get_status(wid: str) -> str:
+        req = urllib.request.Request(f"{api}/api/v1/workflows/{urllib.parse.quote(wid)}")
+        req.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(req, context=api_ctx, timeout=10) as r:
+            return json.loads(r.read()).get("status", "")
+
+    admin = Admin(env["BULWARK_ADMIN_URL"].rstrip("/"), ca)
+    admin.login("admin", (creds / "admin-password").read_text().strip())
+
+    def start_rotation() -> tuple[str, str]:
+        """Confirm and post a JWT rotation; return the job's path and first page, without waiting."""
+        _, page = admin._open("/confirm?" + urllib.parse.urlencode({"action": "jwt", "target": "jwt-key"}))
+        url, page = admin._open("/rotate/jwt", {"csrf": admin._csrf(page), "confirm": "yes", "target": "jwt-key"})
+        assert "/admin/jobs/" in url, f"no job page after starting the rotation: {url}"
+        return url[len(admin.base):], page
+
+    def job(path: str) -> tuple[str, str, str]:
+        _, page = admin._open(path)
+        st = re.search(r'id="job-state">([a-z]+)<', page)
+        stage = re.search(r'id="job-stage">([^<]*)<', page)
+        assert st and stage, f"no job state on {path}"
+        return st.group(1), stage.group(1), page
+
+    def published_kid(page: str) -> str:
+        m = re.search(r"new key kid (\S+) published", page)
+        assert m, "the job log does not name the published key"
+        return m.group(1)
+
+    tok_lock = threading.Lock()
+
+    def load_token() -> str:
+        with tok_lock:
+            return token
+
+    load = Load(api, ca, load_token, args.rate)
+    load.start()
+    facts: dict[str, object] = {}
+    killed = False
+    try:
+        time.sleep(3)
+        path, _ = start_rotation()
+        deadline = time.monotonic() + 60
+        while (j := job(path))[1] != "propagating":
+            assert j[0] == "running", f"job ended before the kill: {j[0]} at {j[1]}"
+            assert time.monotonic() < deadline, "job never reached the JWKS wait"
+            time.sleep(0.2)
+        facts["kid"] = published_kid(j[2])
+        pid = int((state / "run" / "bulwark-control.pid").read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+        killed = True
+        killed_at = time.monotonic()
+        time.sleep(1)
+        facts["verify_dead"] = verify()
+        try:
+            asyncio.run(temporal_accepts_system_token())
+            facts["temporal_dead"] = "accepted"
+        except Exception as e:  # noqa: BLE001 - reported by the check below
+            facts["temporal_dead"] = f"{type(e).__name__}: {e}"
+        time.sleep(max(0.0, 10 - (time.monotonic() - killed_at)))  # down for 10 s under load
+        subprocess.run([str(ROOT / "scripts" / "up.sh"), "control"], check=True, stdout=subprocess.DEVNULL, timeout=180)
+        killed = False
+        facts["after_restart"] = job(path)
+        m = re.search(r'id="resume-job" href="/admin([^"]+)"', facts["after_restart"][2])
+        facts["resume"] = None
+        if m:
+            _, page = admin._open(m.group(1).replace("&amp;", "&"))
+            url, page = admin._open("/rotate/jwt", {"csrf": admin._csrf(page), "confirm": "yes", "target": "jwt-key"})
+            rpath = url[len(admin.base):]
+            deadline = time.monotonic() + 300
+            while (r := job(rpath))[0] == "running":
+                assert time.monotonic() < deadline, "the resumed job never finished"
+                time.sleep(1)
+            facts["resume"] = r
+        facts["verify_after"] = verify()
+        time.sleep(3)
+    finally:
+        achieved = load.finish()
+        if killed:
+            subprocess.run([str(ROOT / "scripts" / "up.sh"), "control"], stdout=subprocess.DEVNULL, timeout=180)
+
+    async def verify_clean_while_dead() -> str:
+        v = facts["verify_dead"]
+        assert v.returncode == 0, f"verify with control killed: rc {v.returncode}: {(v.stdout + v.stderr)[-400:]}"
+        assert facts["temporal_dead"] == "accepted", f"Temporal refused the system token: {facts['temporal_dead']}"
+        return "verify clean, Temporal accepts the system token"
+
+    async def shown_interrupted() -> str:
+        st, stage, page = facts["after_restart"]
+        assert st == "interrupted", f"job state after restart: {st}"
+        assert 'id="resume-job"' in page, "no Resume link on the interrupted job"
+        return f"interrupted at stage {stage}, Resume offered"
+
+    async def resumed() -> str:
+        assert facts["resume"], "not resumed"
+        st, _, page = facts["resume"]
+        assert st == "succeeded", f"resumed job {st}: {re.sub('<[^>]+>', ' ', page)[-400:]}"
+        assert published_kid(page) == facts["kid"], "the resumed job generated another key instead of resuming"
+        v = facts["verify_after"]
+        assert v.returncode == 0, f"verify after resume: rc {v.returncode}: {(v.stdout + v.stderr)[-400:]}"
+        await temporal_accepts_system_token()
+        return f"kid {str(facts['kid'])[:12]} now signs; verify clean; re-issued token accepted"
+
+    async def no_failed_start() -> str:
+        assert not load.failures, f"{len(load.failures)} failed starts, e.g. {load.failures[:3]}"
+        return f"{len(load.started)} starts at {achieved:.1f}/s, 0 failed"
+
+    async def accounted() -> str:
+        pending, other = set(load.started), {}
+        deadline = time.monotonic() + 120 + 0.05 * len(pending)
+        while pending and time.monotonic() < deadline:
+            for wid in list(pending):
+                try:
+                    st = await asyncio.to_thread(get_status, wid)
+                except (urllib.error.URLError, OSError):
+                    continue
+                if st and st != "running":
+                    pending.discard(wid)
+                    if st != "completed":
+                        other[wid] = st
+            if pending:
+                await asyncio.sleep(2)
+        assert not pending, f"{len(pending)} accepted workflows never finished"
+        assert not other, f"{len(other)} did not complete: {list(other.items())[:3]}"
+        return f"{len(load.started)} accepted workflows, all completed"
+
+    async def go() -> None:
+        await runner.run("verify clean and Temporal accepting tokens with control killed mid-rotation",
+                         verify_clean_while_dead)
+        await runner.run("the job is shown interrupted after the restart", shown_interrupted)
+        await runner.run("resuming finishes the rotation with the published key", resumed, timeout=60)
+        await runner.run("no start failed while control was killed", no_failed_start)
+        await runner.run("every accepted workflow completed", accounted, timeout=600)
+
+    asyncio.run(go())
+    print("\n| fault | starts during it | failed starts | lost workflows | time to recover |")
+    print("|---|---|---|---|---|")
+    print(f"| kill -9 of control mid JWT rotation | {len(load.started)} | {len(load.failures)} "
+          f"| {'0' if runner.failed == 0 else 'see above'} | control down 10 s; resumed |")
+    return runner.summary()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--env")
+    ap.add_argument("--rate", type=float, default=25.0)
+    code = main_sync(ap.parse_args())
+    sys.stdout.flush()
+    os._exit(code)
