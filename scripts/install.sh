@@ -39,6 +39,8 @@ have openssl || need_apt+=(openssl)
 have psql    || need_apt+=(postgresql-client)
 [[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
 have certutil || need_apt+=(libnss3-tools)
+# libfaketime: tests/faults/clock_skew.py skews one verifier's clock.
+have faketime || need_apt+=(faketime)
 if ((${#need_apt[@]})); then
   log "installing Debian packages: ${need_apt[*]}"
   apt-get update -qq

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Fault: clock skew between the token issuer (control) and a verifier (bulwark-api).
+
+A second bulwark-api (same configuration as the stack's, on another loopback port) runs with
+its clock set back by libfaketime (Debian's `faketime`), so a token control has just issued
+looks issued in the future to it. Passes when:
+
+- within the leeway (60 s: `bulwark_pki::jwt::DEFAULT_LEEWAY`), 30 s behind, the fresh token
+  is accepted;
+- beyond it, 120 s behind, the token is refused with 401 and a message that says the token
+  is not valid yet (a clock problem), not just "invalid";
+- the stack's own API, on the true clock, accepts the same token throughout.
+
+    tests/faults/clock_skew.py [--env .bulwark/env]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import Runner, Skip, load_env, token_tls_context  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT = 18444
+
+
+def libfaketime() -> Path | None:
+    for d in ("/usr/lib/x86_64-linux-gnu/faketime", "/usr/lib/aarch64-linux-gnu/faketime", "/usr/lib/faketime"):
+        p = Path(d) / "libfaketime.so.1"
+        if p.exists():
+            return p
+    return None
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--env")
+    args = ap.parse_args()
+    env = load_env(args.env)
+    certs = Path(env["BULWARK_CERTS_DIR"])
+    ca = certs / "ca.crt"
+    logs = Path(env["BULWARK_LOGS_DIR"])
+    control, api = env["BULWARK_CONTROL_URL"], env["BULWARK_API_URL"]
+    op = json.loads(Path(env["BULWARK_OPERATOR_CREDENTIALS"]).read_text())
+    creds = Path(env["BULWARK_DEPLOYMENT_SECRETS_DIR"])
+    binary = Path(os.environ.get("BULWARK_BIN_DIR", ROOT / "target" / "debug")) / "bulwark-api"
+    ctx = ssl.create_default_context(cafile=str(ca))
+    runner = Runner()
+
+    def oauth_token() -> str:
+        req = urllib.request.Request(f"{control}/oauth/token",
+                                     data=urllib.parse.urlencode({"grant_type": "client_credentials"}).encode())
+        cred = f"{op['client_id']}:{op['client_secret']}".encode()
+        req.add_header("Authorization", "Basic " + base64.b64encode(cred).decode())
+        with urllib.request.urlopen(req, context=token_tls_context(certs, op["client_id"]), timeout=10) as r:
+            return json.loads(r.read())["access_token"]
+
+    def call(base: str, token: str) -> tuple[int, str]:
+        req = urllib.request.Request(f"{base}/api/v1/workflows?limit=1")
+        req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=15) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
+
+    lib = libfaketime()
+
+    def skewed_api(offset_s: int) -> subprocess.Popen:
+        if lib is None:
+            raise Skip("libfaketime is not installed (Debian package faketime; scripts/install.sh installs it)")
+        e = {
+            **os.environ,
+            "BULWARK_CERTS_DIR": str(certs), "BULWARK_TEMPORAL_ADDRESS": env["BULWARK_TEMPORAL_ADDRESS"],
+            "BULWARK_TEMPORAL_SERVER_NAME": env["BULWARK_TEMPORAL_SERVER_NAME"], "BULWARK_CONTROL_URL": control,
+            "BULWARK_DEPLOYMENT_SECRETS": str(creds / "deployment-secrets-api.json"),
+            "BULWARK_API_LISTEN": f"127.0.0.1:{PORT}", "BULWARK_LOG_FORMAT": "json",
+            "LD_PRELOAD": str(lib), "FAKETIME": f"{offset_s:+d}",
+            # Only the wall clock is skewed; timers and timeouts keep real time.
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1",
+        }
+        log = open(logs / f"bulwark-api-skewed{offset_s:+d}.log", "ab")
+        p = subprocess.Popen([str(binary)], env=e, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"https://127.0.0.1:{PORT}/healthz", context=ctx, timeout=2):
+                    return p
+            except (urllib.error.URLError, OSError):
+                assert p.poll() is None, f"the skewed api exited (log {log.name})"
+                assert time.monotonic() < deadline, "the skewed api did not come up in 60 s"
+                time.sleep(0.3)
+
+    def stop(p: subprocess.Popen) -> None:
+        p.terminate()
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+    async def within_leeway() -> str:
+        p = await asyncio.to_thread(skewed_api, -30)
+        try:
+            token = oauth_token()
+            code, body = await asyncio.to_thread(call, f"https://127.0.0.1:{PORT}", token)
+            assert code == 200, f"30 s of skew (leeway 60 s) refused: {code} {body[:200]}"
+            code, _ = await asyncio.to_thread(call, api, token)
+            assert code == 200, f"the stack's api refused the token: {code}"
+            return "a fresh token accepted by an api 30 s behind"
+        finally:
+            stop(p)
+
+    async def beyond_leeway() -> str:
+        p = await asyncio.to_thread(skewed_api, -120)
+        try:
+            token = oauth_token()
+            code, body = await asyncio.to_thread(call, f"https://127.0.0.1:{PORT}", token)
+            assert code == 401, f"120 s of skew (leeway 60 s) not refused: {code} {body[:200]}"
+            message = json.loads(body).get("message", "")
+            assert "not valid yet" in message or "clock" in message, f"the refusal does not say why: {message!r}"
+            assert token not in body, "the refusal echoes the token"
+            code, _ = await asyncio.to_thread(call, api, token)
+            assert code == 200, f"the stack's api (true clock) refused the same token: {code}"
+            return f"401: {message[:120]}"
+        finally:
+            stop(p)
+
+    if lib is None and shutil.which("faketime") is None:
+        print("note: libfaketime missing; the checks below are skipped")
+    await runner.run("clock 30 s behind the issuer (within the leeway): token accepted", within_leeway)
+    await runner.run("clock 120 s behind the issuer (beyond the leeway): refused, saying why", beyond_leeway)
+    return runner.summary()
+
+
+if __name__ == "__main__":
+    code = asyncio.run(main())
+    sys.stdout.flush()
+    os._exit(code)
