@@ -20,6 +20,10 @@ pub enum Denied {
     Missing,
     /// A token that did not verify (expired, tampered, unknown key, wrong audience): 401.
     Invalid,
+    /// A validly signed token issued or valid from a time beyond the leeway in this
+    /// service's future: 401, and the message points at the clocks. Said only after the
+    /// signature verified, so it tells a forger nothing.
+    NotYetValid,
     /// A valid token without the scope the route needs: 403.
     InsufficientScope(&'static str),
 }
@@ -131,7 +135,10 @@ impl Verifier {
         )
         .map_err(|e| {
             tracing::info!(reason = %e, "bearer token rejected");
-            Denied::Invalid
+            match e {
+                bulwark_pki::error::TokenError::NotYetValid => Denied::NotYetValid,
+                _ => Denied::Invalid,
+            }
         })?;
         if claims.scope.split(' ').any(|s| s == scope) {
             Ok(claims)

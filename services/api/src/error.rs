@@ -10,6 +10,9 @@ use serde_json::json;
 
 use crate::{auth::Denied, backend::BackendError};
 
+/// Seconds a client should wait after a 503 (Temporal restarts in about this long).
+const RETRY_AFTER_SECS: &str = "5";
+
 /// An API error: a status and a message a person can act on; never internal details.
 #[derive(Debug)]
 pub struct ApiError {
@@ -42,6 +45,11 @@ impl From<Denied> for ApiError {
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
                 "the bearer token is invalid or expired; request a new one",
+            ),
+            Denied::NotYetValid => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the bearer token is not valid yet: it was issued in this service's future, beyond the allowed clock skew; check that the clocks of bulwark-control and bulwark-api are synchronised (NTP)",
             ),
             Denied::InsufficientScope(s) => ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -102,6 +110,14 @@ impl IntoResponse for ApiError {
         };
         if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, c);
+        }
+        // Temporal (or its database) is down: tell clients when to come back (RFC 9110
+        // 10.2.3) rather than leave them to hammer a recovering backend.
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
         }
         res
     }

@@ -49,6 +49,9 @@ impl WorkflowBackend for Fake {
         })
     }
     async fn describe(&self, id: &str) -> Result<Description, BackendError> {
+        if id == "temporal-down" {
+            return Err(BackendError::Unavailable("connection refused".into()));
+        }
         let s = self.started.lock().unwrap();
         let r = s.get(id).ok_or(BackendError::NotFound)?;
         Ok(Description {
@@ -114,13 +117,17 @@ fn env() -> Env {
 
 impl Env {
     fn token(&self, scope: &str, aud: &str, ttl: i64) -> String {
+        self.token_at(scope, aud, ttl, OffsetDateTime::now_utc())
+    }
+
+    fn token_at(&self, scope: &str, aud: &str, ttl: i64, iat: OffsetDateTime) -> String {
         let c = Claims::new(
             "operator",
             "bulwark",
             aud,
             scope,
             vec![],
-            OffsetDateTime::now_utc(),
+            iat,
             time::Duration::seconds(ttl),
         );
         self.key.sign(&c).unwrap()
@@ -369,4 +376,55 @@ async fn a_token_living_longer_than_the_maximum_is_401() {
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"], "invalid_token");
+}
+
+#[tokio::test]
+async fn a_token_from_the_future_is_401_naming_the_clocks() {
+    let e = env();
+    let now = OffsetDateTime::now_utc();
+    // Within the 60 s leeway: accepted.
+    let near = e.token_at(START, "bulwark-api", 600, now + time::Duration::seconds(30));
+    let (s, _, _) = e.call("GET", "/api/v1/workflows", Some(&near), None).await;
+    assert_eq!(s, StatusCode::OK);
+    // Beyond it: refused, saying why.
+    let far = e.token_at(
+        START,
+        "bulwark-api",
+        600,
+        now + time::Duration::seconds(120),
+    );
+    let (s, _, body) = e.call("GET", "/api/v1/workflows", Some(&far), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_token");
+    let msg = body["message"].as_str().unwrap();
+    assert!(
+        msg.contains("not valid yet") && msg.contains("clock"),
+        "{msg}"
+    );
+    // An expired token still gets the generic message.
+    let old = e.token_at(START, "bulwark-api", 60, now - time::Duration::seconds(600));
+    let (_, _, body) = e.call("GET", "/api/v1/workflows", Some(&old), None).await;
+    assert!(!body["message"].as_str().unwrap().contains("not valid yet"));
+}
+
+#[tokio::test]
+async fn temporal_unavailable_is_503_with_retry_after() {
+    let e = env();
+    let t = e.token(START, "bulwark-api", 600);
+    let (s, h, body) = e
+        .call("GET", "/api/v1/workflows/temporal-down", Some(&t), None)
+        .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(h["retry-after"], "5");
+    assert_eq!(body["error"], "unavailable");
+    assert!(
+        !body.to_string().contains("connection refused"),
+        "internal detail leaked: {body}"
+    );
+    // Other errors carry no Retry-After.
+    let (s, h, _) = e
+        .call("GET", "/api/v1/workflows/nope", Some(&t), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(h.get("retry-after").is_none());
 }
