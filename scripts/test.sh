@@ -72,6 +72,14 @@ run "$VENV/bin/python" tests/workflows/workflows.py --env "$STATE/env"
 step "hostile clients (floods, oversized ids, login storms, half-sent requests)"
 run "$VENV/bin/python" tests/hostile/hostile.py --env "$STATE/env"
 
+# Faults under 25 starts/s: Postgres and Temporal stopped, control down past its tokens'
+# lifetime, control killed mid-rotation, a verifier's clock skewed. Each restores the stack.
+step "faults under load (Postgres, Temporal, control down and killed, clock skew)"
+run "$VENV/bin/python" tests/faults/faults.py --env "$STATE/env"
+run "$VENV/bin/python" tests/faults/control_down.py --env "$STATE/env"
+run "$VENV/bin/python" tests/faults/kill_control.py --env "$STATE/env"
+run "$VENV/bin/python" tests/faults/clock_skew.py --env "$STATE/env"
+
 # Last, because they rotate the stack's material: every rotation under 25 starts/s, then an
 # expired leaf recovered from the command line with control stopped.
 step "rotation under load (admin page, 25 workflow starts/s)"
