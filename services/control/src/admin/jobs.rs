@@ -53,14 +53,16 @@ impl JobKind {
         JobKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// The confirm page's `action` that starts (and so resumes) this kind of job.
-    pub fn confirm_action(self) -> &'static str {
+    /// The confirm page's `action` that resumes this kind of job by running it again, or
+    /// `None` when running it again would not resume: a CA rotation would begin a second
+    /// overlap (issue another CA) rather than finish the interrupted one.
+    pub fn resume_action(self) -> Option<&'static str> {
         match self {
-            JobKind::RotateCert => "cert",
-            JobKind::ReissueTokens => "tokens",
-            JobKind::RotateJwtKey => "jwt",
-            JobKind::RevokeJwtKey => "revoke-jwt",
-            JobKind::RotateCa => "ca",
+            JobKind::RotateCert => Some("cert"),
+            JobKind::ReissueTokens => Some("tokens"),
+            JobKind::RotateJwtKey => Some("jwt"),
+            JobKind::RevokeJwtKey => Some("revoke-jwt"),
+            JobKind::RotateCa => None,
         }
     }
 }
