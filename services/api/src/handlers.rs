@@ -20,11 +20,16 @@ use crate::{
 };
 
 fn new_id() -> String {
+    // The clock alone repeats under load (two starts read the same value on a coarse or
+    // virtualised clock, seen as a 409 for a caller that never chose an id); the per-process
+    // sequence makes every generated id distinct.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    format!("wf-{n:x}")
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("wf-{n:x}-{seq:x}")
 }
 
 pub(crate) async fn start(
