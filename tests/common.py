@@ -190,6 +190,83 @@ def token_tls_context(certs: Path, client_id: str | None) -> ssl.SSLContext:
     return ctx
 
 
+def oauth_token(control: str, certs: Path, client_id: str, secret: str, scope: str | None = None) -> str:
+    """An access token from control's /oauth/token (client credentials, HTTP Basic), over TLS
+    that presents the client's certificate when its tokens are bound to one."""
+    import urllib.parse
+    import urllib.request
+
+    form = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
+    req = urllib.request.Request(f"{control}/oauth/token", data=urllib.parse.urlencode(form).encode())
+    req.add_header("Authorization", "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode())
+    with urllib.request.urlopen(req, context=token_tls_context(certs, client_id), timeout=10) as r:
+        return json.loads(r.read())["access_token"]
+
+
+class OperatorToken:
+    """The operator's API token, as a real client holds it: renewed once `renew_after` seconds
+    old; while control is unreachable the last token is kept and renewal retried every 2 s.
+    Callable and thread-safe, so it can be handed to a load generator."""
+
+    def __init__(self, env: dict[str, str], renew_after: float = 600.0):
+        import threading
+
+        self.control, self.certs = env["BULWARK_CONTROL_URL"], Path(env["BULWARK_CERTS_DIR"])
+        self.op = json.loads(Path(env["BULWARK_OPERATOR_CREDENTIALS"]).read_text())
+        self.renew_after = renew_after
+        self.lock = threading.Lock()
+        self.value, self.at = self._fetch(), time.monotonic()
+
+    def _fetch(self) -> str:
+        return oauth_token(self.control, self.certs, self.op["client_id"], self.op["client_secret"])
+
+    def __call__(self) -> str:
+        with self.lock:
+            if time.monotonic() - self.at > self.renew_after:
+                try:
+                    self.value = self._fetch()
+                    self.at = time.monotonic()
+                except OSError:  # URLError and HTTPError are OSErrors: control down or refusing
+                    self.at = time.monotonic() - self.renew_after + 2
+            return self.value
+
+
+def account(api: str, ca: Path, token: Callable[[], str], ids: list[str], wait: float) -> tuple[dict[str, str], list[str]]:
+    """Poll each workflow id through the API's GET until it is terminal, for at most `wait`
+    seconds; returns (terminal status per id, ids still running or unknown)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    ctx = ssl.create_default_context(cafile=str(ca))
+
+    def status(wid: str) -> str:
+        req = urllib.request.Request(f"{api}/api/v1/workflows/{urllib.parse.quote(wid)}")
+        req.add_header("Authorization", f"Bearer {token()}")
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=15) as r:
+                return str(json.loads(r.read()).get("status", "")).lower()
+        except OSError:  # unreachable or refused: not known yet, asked again
+            return ""
+
+    done: dict[str, str] = {}
+    pending = list(ids)
+    deadline = time.monotonic() + wait
+    with ThreadPoolExecutor(16) as pool:
+        while pending and time.monotonic() < deadline:
+            nxt = []
+            for wid, st in zip(pending, pool.map(status, pending)):
+                if st and st != "running":
+                    done[wid] = st
+                else:
+                    nxt.append(wid)
+            pending = nxt
+            if pending:
+                time.sleep(2)
+    return done, pending
+
+
 # --- bulwark-gate's audit stream -----------------------------------------------------------
 def log_size(path: str | Path | None) -> int:
     try:

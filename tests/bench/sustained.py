@@ -20,18 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
 import os
 import sys
-import threading
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import Stack, load_env, token_tls_context  # noqa: E402
+from common import OperatorToken, Stack, load_env  # noqa: E402
 from rotation.under_load import Load  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -74,27 +69,10 @@ async def main() -> int:
     env = load_env(args.env)
     certs = Path(env["BULWARK_CERTS_DIR"])
     run = Path(env["BULWARK_LOGS_DIR"]).parent / "run"
-    control, api = env["BULWARK_CONTROL_URL"], env["BULWARK_API_URL"]
-    op = json.loads(Path(env["BULWARK_OPERATOR_CREDENTIALS"]).read_text())
+    api = env["BULWARK_API_URL"]
     pids = {p.stem: int(p.read_text().strip()) for p in sorted(run.glob("*.pid")) if p.stem != "postgres"}
 
-    def oauth_token() -> str:
-        req = urllib.request.Request(f"{control}/oauth/token",
-                                     data=urllib.parse.urlencode({"grant_type": "client_credentials"}).encode())
-        cred = f"{op['client_id']}:{op['client_secret']}".encode()
-        req.add_header("Authorization", "Basic " + base64.b64encode(cred).decode())
-        with urllib.request.urlopen(req, context=token_tls_context(certs, op["client_id"]), timeout=10) as r:
-            return json.loads(r.read())["access_token"]
-
-    tok = {"value": oauth_token(), "at": time.monotonic()}
-    lock = threading.Lock()
-
-    def token() -> str:
-        with lock:
-            if time.monotonic() - tok["at"] > 600:
-                tok.update(value=oauth_token(), at=time.monotonic())
-            return tok["value"]
-
+    token = OperatorToken(env)
     client = await Stack(env).client((certs / "system-token.jwt").read_text().strip(), identity="client-admin")
     rows = []
     for rate in [float(r) for r in args.rates.split(",")]:

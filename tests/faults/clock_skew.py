@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import shutil
@@ -32,7 +31,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import Runner, Skip, load_env, token_tls_context  # noqa: E402
+from common import Runner, Skip, load_env, oauth_token  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT = 18444
@@ -61,13 +60,8 @@ async def main() -> int:
     ctx = ssl.create_default_context(cafile=str(ca))
     runner = Runner()
 
-    def oauth_token() -> str:
-        req = urllib.request.Request(f"{control}/oauth/token",
-                                     data=urllib.parse.urlencode({"grant_type": "client_credentials"}).encode())
-        cred = f"{op['client_id']}:{op['client_secret']}".encode()
-        req.add_header("Authorization", "Basic " + base64.b64encode(cred).decode())
-        with urllib.request.urlopen(req, context=token_tls_context(certs, op["client_id"]), timeout=10) as r:
-            return json.loads(r.read())["access_token"]
+    def fresh_token() -> str:
+        return oauth_token(control, certs, op["client_id"], op["client_secret"])
 
     def call(base: str, token: str) -> tuple[int, str]:
         req = urllib.request.Request(f"{base}/api/v1/workflows?limit=1")
@@ -112,32 +106,31 @@ async def main() -> int:
         except subprocess.TimeoutExpired:
             p.kill()
 
-    async def within_leeway() -> str:
-        p = await asyncio.to_thread(skewed_api, -30)
+    async def through_skewed_api(offset_s: int) -> tuple[int, str, str]:
+        """A fresh token sent to an api `offset_s` off; the stack's own api (true clock) must
+        accept the same token, so a refusal can only come from the skew."""
+        p = await asyncio.to_thread(skewed_api, offset_s)
         try:
-            token = oauth_token()
+            token = fresh_token()
             code, body = await asyncio.to_thread(call, f"https://127.0.0.1:{PORT}", token)
-            assert code == 200, f"30 s of skew (leeway 60 s) refused: {code} {body[:200]}"
-            code, _ = await asyncio.to_thread(call, api, token)
-            assert code == 200, f"the stack's api refused the token: {code}"
-            return "a fresh token accepted by an api 30 s behind"
+            true_code, _ = await asyncio.to_thread(call, api, token)
+            assert true_code == 200, f"the stack's api (true clock) refused the token: {true_code}"
+            return code, body, token
         finally:
             stop(p)
 
+    async def within_leeway() -> str:
+        code, body, _ = await through_skewed_api(-30)
+        assert code == 200, f"30 s of skew (leeway 60 s) refused: {code} {body[:200]}"
+        return "a fresh token accepted by an api 30 s behind"
+
     async def beyond_leeway() -> str:
-        p = await asyncio.to_thread(skewed_api, -120)
-        try:
-            token = oauth_token()
-            code, body = await asyncio.to_thread(call, f"https://127.0.0.1:{PORT}", token)
-            assert code == 401, f"120 s of skew (leeway 60 s) not refused: {code} {body[:200]}"
-            message = json.loads(body).get("message", "")
-            assert "not valid yet" in message or "clock" in message, f"the refusal does not say why: {message!r}"
-            assert token not in body, "the refusal echoes the token"
-            code, _ = await asyncio.to_thread(call, api, token)
-            assert code == 200, f"the stack's api (true clock) refused the same token: {code}"
-            return f"401: {message[:120]}"
-        finally:
-            stop(p)
+        code, body, token = await through_skewed_api(-120)
+        assert code == 401, f"120 s of skew (leeway 60 s) not refused: {code} {body[:200]}"
+        message = json.loads(body).get("message", "")
+        assert "not valid yet" in message and "clock" in message, f"the refusal does not say why: {message!r}"
+        assert token not in body, "the refusal echoes the token"
+        return f"401: {message[:120]}"
 
     if lib is None and shutil.which("faketime") is None:
         print("note: libfaketime missing; the checks below are skipped")

@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
 import os
 import ssl
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -34,7 +31,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import Runner, Stack, load_env, token_tls_context  # noqa: E402
+from common import OperatorToken, Runner, account, load_env  # noqa: E402
 from rotation.under_load import Load  # noqa: E402
 
 TTL_S = 45
@@ -46,8 +43,7 @@ def main_sync(args: argparse.Namespace) -> int:
     root = Path(__file__).resolve().parents[2]
     certs = Path(env["BULWARK_CERTS_DIR"])
     ca = certs / "ca.crt"
-    control, api, worker = env["BULWARK_CONTROL_URL"], env["BULWARK_API_URL"], env["BULWARK_WORKER_HEALTH_URL"]
-    op = json.loads(Path(env["BULWARK_OPERATOR_CREDENTIALS"]).read_text())
+    api, worker = env["BULWARK_API_URL"], env["BULWARK_WORKER_HEALTH_URL"]
     api_ctx = ssl.create_default_context(cafile=str(ca))
 
     def sh(*cmd: str, ttl: str | None = None) -> None:
@@ -58,28 +54,6 @@ def main_sync(args: argparse.Namespace) -> int:
         subprocess.run([str(root / "scripts" / cmd[0]), *cmd[1:]], check=True, env=e,
                        stdout=subprocess.DEVNULL, timeout=180)
 
-    def oauth_token() -> str:
-        form = {"grant_type": "client_credentials"}
-        req = urllib.request.Request(f"{control}/oauth/token", data=urllib.parse.urlencode(form).encode())
-        cred = f"{op['client_id']}:{op['client_secret']}".encode()
-        req.add_header("Authorization", "Basic " + base64.b64encode(cred).decode())
-        with urllib.request.urlopen(req, context=token_tls_context(certs, op["client_id"]), timeout=10) as r:
-            return json.loads(r.read())["access_token"]
-
-    # The load's own client renews its (45 s) token every 15 s and keeps the last one while
-    # control is down, as a real client would; its failed starts are part of the figures.
-    tok = {"value": "", "at": 0.0}
-    tok_lock = threading.Lock()
-
-    def client_token() -> str:
-        with tok_lock:
-            if time.monotonic() - tok["at"] > 15:
-                try:
-                    tok.update(value=oauth_token(), at=time.monotonic())
-                except (urllib.error.URLError, OSError):
-                    tok["at"] = time.monotonic() - 13  # control down: try again in 2 s
-            return tok["value"]
-
     def ready(url: str, ctx: ssl.SSLContext | None) -> tuple[int, str]:
         try:
             with urllib.request.urlopen(f"{url}/readyz", context=ctx, timeout=5) as r:
@@ -88,12 +62,6 @@ def main_sync(args: argparse.Namespace) -> int:
             return e.code, e.read().decode(errors="replace").strip()
         except (urllib.error.URLError, OSError) as e:
             return 0, f"unreachable: {e}"
-
-    def get_status(wid: str) -> str:
-        req = urllib.request.Request(f"{api}/api/v1/workflows/{urllib.parse.quote(wid)}")
-        req.add_header("Authorization", f"Bearer {client_token()}")
-        with urllib.request.urlopen(req, context=api_ctx, timeout=10) as r:
-            return json.loads(r.read()).get("status", "")
 
     runner = Runner()
     figures: dict[str, object] = {}
@@ -106,7 +74,9 @@ def main_sync(args: argparse.Namespace) -> int:
             while ready(url, ctx)[0] != 200:
                 assert time.monotonic() < deadline, f"{name} not ready after its restart"
                 time.sleep(0.5)
-        client_token()
+        # The load's own client: renewed every 15 s (tokens live 45 s now), the last one kept
+        # while control is down, as a real client would; its failed starts are in the figures.
+        client_token = OperatorToken(env, renew_after=15)
         load = Load(api, ca, client_token, args.rate)
         load.start()
         time.sleep(5)
@@ -164,22 +134,10 @@ def main_sync(args: argparse.Namespace) -> int:
             return f"failed starts by kind: {kinds or 'none'}"
 
         async def accounted() -> str:
-            pending = set(load.started)
-            deadline = time.monotonic() + 120 + 0.05 * len(pending)
-            other: dict[str, str] = {}
-            while pending and time.monotonic() < deadline:
-                for wid in list(pending):
-                    try:
-                        st = await asyncio.to_thread(get_status, wid)
-                    except (urllib.error.URLError, OSError):
-                        continue
-                    if st and st != "running":
-                        pending.discard(wid)
-                        if st != "completed":
-                            other[wid] = st
-                if pending:
-                    await asyncio.sleep(2)
-            assert not pending, f"{len(pending)} accepted workflows never finished, e.g. {sorted(pending)[:3]}"
+            done, pending = await asyncio.to_thread(account, api, ca, client_token, load.started,
+                                                    120 + 0.05 * len(load.started))
+            other = {w: st for w, st in done.items() if st != "completed"}
+            assert not pending, f"{len(pending)} accepted workflows never finished, e.g. {pending[:3]}"
             assert not other, f"{len(other)} did not complete: {list(other.items())[:3]}"
             return f"{len(load.started)} accepted workflows, all completed"
 

@@ -15,28 +15,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TESTS))
-from common import ROOT, Runner, load_env, token_tls_context  # noqa: E402
+from common import ROOT, OperatorToken, Runner, account, load_env  # noqa: E402
 from rotation.under_load import Load  # noqa: E402
 
 # Restarted services must match the running stack's settings (up.sh reads these).
 RESTART_ENV = {
     **os.environ,
-    "BULWARK_BIN_DIR": str(ROOT / "target" / "debug"),  # never rebuild mid-fault
+    "BULWARK_BIN_DIR": os.environ.get("BULWARK_BIN_DIR", str(ROOT / "target" / "debug")),  # never rebuild mid-fault
 }
 
 
@@ -96,51 +92,12 @@ async def main() -> int:
         if k in env:
             RESTART_ENV[k] = env[k]
     certs = Path(env["BULWARK_CERTS_DIR"])
-    api, control = env["BULWARK_API_URL"], env["BULWARK_CONTROL_URL"]
+    api = env["BULWARK_API_URL"]
     ca = certs / "ca.crt"
-    op = json.loads(Path(env["BULWARK_OPERATOR_CREDENTIALS"]).read_text())
-    form = urllib.parse.urlencode({"grant_type": "client_credentials"}).encode()
-    req = urllib.request.Request(f"{control}/oauth/token", data=form)
-    req.add_header("Authorization", "Basic " + base64.b64encode(f"{op['client_id']}:{op['client_secret']}".encode()).decode())
-    # One token for the whole suite (15 min lifetime; the suite takes < 6): control needs
-    # Postgres, so no token could be taken during fault (a).
-    with urllib.request.urlopen(req, context=token_tls_context(certs, op["client_id"]), timeout=30) as r:
-        token = json.loads(r.read())["access_token"]
-    import ssl
-    ctx = ssl.create_default_context(cafile=str(ca))
-    pg_data = ROOT / ".bulwark" / "pg" / "data"
+    # Renewed every 10 minutes; control needs Postgres, so during fault (a) the last one is kept.
+    token = OperatorToken(env)
+    pg_data = Path(env["BULWARK_LOGS_DIR"]).parent / "pg" / "data"
     pg_bin = subprocess.run(["bash", "-c", f"source {ROOT}/scripts/lib.sh; echo $PG_BIN"], capture_output=True, text=True).stdout.strip()
-
-    def describe(wid: str) -> tuple[int, str]:
-        r2 = urllib.request.Request(f"{api}/api/v1/workflows/{urllib.parse.quote(wid)}")
-        r2.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(r2, context=ctx, timeout=15) as r:
-                doc = json.loads(r.read())
-                return 200, str(doc.get("status", "")).lower()
-        except urllib.error.HTTPError as e:
-            return e.code, ""
-        except Exception:  # noqa: BLE001
-            return 0, ""
-
-    def account(ids: list[str], wait: float) -> tuple[dict[str, str], list[str]]:
-        """Poll each id until terminal; returns (terminal statuses, ids lost or still running)."""
-        done: dict[str, str] = {}
-        deadline = time.monotonic() + wait
-        pending = list(ids)
-        with ThreadPoolExecutor(16) as pool:
-            while pending and time.monotonic() < deadline:
-                res = list(pool.map(describe, pending))
-                nxt = []
-                for wid, (code, status) in zip(pending, res):
-                    if code == 200 and status and status != "running":
-                        done[wid] = status
-                    else:
-                        nxt.append(wid)
-                pending = nxt
-                if pending:
-                    time.sleep(2)
-        return done, pending
 
     async def healthy_within(limit: float, since: float) -> float:
         """Seconds from `since` until a start succeeds again (after the fault ended)."""
@@ -153,7 +110,7 @@ async def main() -> int:
             await asyncio.sleep(0.5)
         raise AssertionError(f"no successful start within {limit:.0f} s after the fault ended")
 
-    load = RecordingLoad(api, ca, lambda: token, args.rate)
+    load = RecordingLoad(api, ca, token, args.rate)
     runner = Runner()
     rows: list[tuple] = []
     retry_seen: set[str] = set()
@@ -201,7 +158,7 @@ async def main() -> int:
         # Generous: work in flight when Temporal stops is recovered by Temporal's own timeouts
         # (workflow task 10 s, the activity's 30 s start-to-close, task-queue reload), and on
         # this 2-core machine some workflows took ~3 minutes to finish after a restart.
-        done, lost = await asyncio.to_thread(account, ids, ACCOUNT_WAIT_S)
+        done, lost = await asyncio.to_thread(account, api, ca, token, ids, ACCOUNT_WAIT_S)
         bad = {s for s in done.values() if s not in ("completed",)}
         rows.append((name, len(events), failed, len(lost), f"{recover:.1f}s", json.dumps(codes), len(done)))
         assert 500 not in codes, f"{codes[500]} starts answered 500"

@@ -20,15 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
 import os
 import re
 import signal
-import ssl
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -36,7 +32,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import Runner, Stack, load_env, token_tls_context  # noqa: E402
+from common import OperatorToken, Runner, Stack, account, load_env  # noqa: E402
 from rotation.under_load import Admin, Load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,23 +42,14 @@ def main_sync(args: argparse.Namespace) -> int:
     env = load_env(args.env)
     certs = Path(env["BULWARK_CERTS_DIR"])
     ca = certs / "ca.crt"
-    control, api = env["BULWARK_CONTROL_URL"], env["BULWARK_API_URL"]
+    api = env["BULWARK_API_URL"]
     state = Path(env["BULWARK_LOGS_DIR"]).parent
     creds = Path(env["BULWARK_OPERATOR_CREDENTIALS"]).parent
-    op = json.loads(Path(env["BULWARK_OPERATOR_CREDENTIALS"]).read_text())
     init = Path(os.environ.get("BULWARK_BIN_DIR", ROOT / "target" / "debug")) / "bulwark-init"
-    api_ctx = ssl.create_default_context(cafile=str(ca))
     stack, runner = Stack(env), Runner()
 
-    def oauth_token() -> str:
-        req = urllib.request.Request(f"{control}/oauth/token",
-                                     data=urllib.parse.urlencode({"grant_type": "client_credentials"}).encode())
-        cred = f"{op['client_id']}:{op['client_secret']}".encode()
-        req.add_header("Authorization", "Basic " + base64.b64encode(cred).decode())
-        with urllib.request.urlopen(req, context=token_tls_context(certs, op["client_id"]), timeout=10) as r:
-            return json.loads(r.read())["access_token"]
-
-    token = oauth_token()  # lives 15 minutes: longer than this test, so control can be dead
+    # Renewed every 10 minutes, the last one kept while control is dead (as a real client).
+    token = OperatorToken(env)
 
     def verify() -> subprocess.CompletedProcess:
         return subprocess.run([str(init), "verify", "--dir", str(certs)], capture_output=True, text=True,
@@ -72,12 +59,6 @@ def main_sync(args: argparse.Namespace) -> int:
     async def temporal_accepts_system_token() -> None:
         client = await stack.client((certs / "system-token.jwt").read_text().strip(), identity="client-admin")
         await client.count_workflows()
-
-    def get_status(wid: str) -> str:
-        req = urllib.request.Request(f"{api}/api/v1/workflows/{urllib.parse.quote(wid)}")
-        req.add_header("Authorization", f"Bearer {token}")
-        with urllib.request.urlopen(req, context=api_ctx, timeout=10) as r:
-            return json.loads(r.read()).get("status", "")
 
     admin = Admin(env["BULWARK_ADMIN_URL"].rstrip("/"), ca)
     admin.login("admin", (creds / "admin-password").read_text().strip())
@@ -101,13 +82,7 @@ def main_sync(args: argparse.Namespace) -> int:
         assert m, "the job log does not name the published key"
         return m.group(1)
 
-    tok_lock = threading.Lock()
-
-    def load_token() -> str:
-        with tok_lock:
-            return token
-
-    load = Load(api, ca, load_token, args.rate)
+    load = Load(api, ca, token, args.rate)
     load.start()
     facts: dict[str, object] = {}
     killed = False
@@ -180,21 +155,9 @@ def main_sync(args: argparse.Namespace) -> int:
         return f"{len(load.started)} starts at {achieved:.1f}/s, 0 failed"
 
     async def accounted() -> str:
-        pending, other = set(load.started), {}
-        deadline = time.monotonic() + 120 + 0.05 * len(pending)
-        while pending and time.monotonic() < deadline:
-            for wid in list(pending):
-                try:
-                    st = await asyncio.to_thread(get_status, wid)
-                except (urllib.error.URLError, OSError):
-                    continue
-                if st and st != "running":
-                    pending.discard(wid)
-                    if st != "completed":
-                        other[wid] = st
-            if pending:
-                await asyncio.sleep(2)
-        assert not pending, f"{len(pending)} accepted workflows never finished"
+        done, pending = await asyncio.to_thread(account, api, ca, token, load.started, 120 + 0.05 * len(load.started))
+        other = {w: st for w, st in done.items() if st != "completed"}
+        assert not pending, f"{len(pending)} accepted workflows never finished, e.g. {pending[:3]}"
         assert not other, f"{len(other)} did not complete: {list(other.items())[:3]}"
         return f"{len(load.started)} accepted workflows, all completed"
 
