@@ -121,6 +121,7 @@ def main_sync(args: argparse.Namespace) -> int:
                 assert time.monotonic() < deadline, "the resumed job never finished"
                 time.sleep(1)
             facts["resume"] = r
+            facts["interrupted_after_resume"] = job(path)
         facts["verify_after"] = verify()
         time.sleep(3)
     finally:
@@ -148,6 +149,9 @@ def main_sync(args: argparse.Namespace) -> int:
         v = facts["verify_after"]
         assert v.returncode == 0, f"verify after resume: rc {v.returncode}: {(v.stdout + v.stderr)[-400:]}"
         await temporal_accepts_system_token()
+        st_old, _, old_page = facts["interrupted_after_resume"]
+        assert st_old == "interrupted" and 'id="resume-job"' not in old_page, \
+            "the interrupted job still offers Resume after the resumed run finished"
         return f"kid {str(facts['kid'])[:12]} now signs; verify clean; re-issued token accepted"
 
     async def no_failed_start() -> str:

@@ -255,6 +255,19 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<JobView>, AdminError>
     Ok(row.as_ref().map(view).transpose()?)
 }
 
+/// Whether a later job of the same kind and target succeeded: an interrupted job it
+/// finished is no longer offered for resumption.
+pub async fn superseded(pool: &PgPool, id: Uuid) -> Result<bool, AdminError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM admin_jobs j JOIN admin_jobs l
+           ON l.kind = j.kind AND l.target = j.target AND l.created_at > j.created_at
+         WHERE j.id = $1 AND l.state = 'succeeded')",
+    )
+    .bind(id.to_string())
+    .fetch_one(pool)
+    .await?)
+}
+
 pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<JobView>, AdminError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLS} FROM admin_jobs ORDER BY created_at DESC LIMIT $1"
@@ -272,6 +285,8 @@ struct JobPage {
     csrf: String,
     job: JobView,
     refresh: bool,
+    /// The confirm action that resumes this interrupted job, if any and still needed.
+    resume: Option<&'static str>,
 }
 
 pub async fn page(
@@ -281,11 +296,18 @@ pub async fn page(
 ) -> Result<Response, AdminError> {
     let id = Uuid::parse_str(&id).map_err(|_| AdminError::NotFound)?;
     let job = get(&state.pool, id).await?.ok_or(AdminError::NotFound)?;
+    let resume = match job.kind.resume_action() {
+        Some(a) if job.state == JobState::Interrupted && !superseded(&state.pool, id).await? => {
+            Some(a)
+        }
+        _ => None,
+    };
     render(&JobPage {
         user: session.username,
         csrf: session.csrf,
         refresh: job.state == JobState::Running,
         job,
+        resume,
     })
 }
 
