@@ -464,7 +464,10 @@ impl Inner {
         // now hold different values; read them afresh on the next attempt.
         self.clear_credentials();
         let failures = self.status.borrow().consecutive_failures.saturating_add(1);
-        let mut delay = self.policy.backoff(failures, self.jitter());
+        let mut delay = match &err {
+            AuthError::OAuth { .. } => self.policy.refused_backoff(failures, self.jitter()),
+            _ => self.policy.backoff(failures, self.jitter()),
+        };
         if let AuthError::RateLimited {
             retry_after: Some(after),
         } = &err

@@ -34,6 +34,11 @@ pub struct RefreshPolicy {
     /// back within 10 s. Each service is one client, so the retries cost the token
     /// endpoint one request per service per 8 s while it is unreachable.
     pub backoff_max: Duration,
+    /// Retry delay ceiling after the token endpoint *answered* with a refusal (an RFC 6749
+    /// error such as `invalid_client`; default 60 s). Retrying soon cannot help until the
+    /// credentials change, and each refused attempt charges the endpoint's per-client
+    /// failure budget; the short `backoff_max` is for an endpoint that did not answer.
+    pub refused_backoff_max: Duration,
 }
 
 impl Default for RefreshPolicy {
@@ -47,6 +52,7 @@ impl Default for RefreshPolicy {
             expiry_leeway: Duration::from_secs(10),
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(8),
+            refused_backoff_max: Duration::from_secs(60),
         }
     }
 }
@@ -66,9 +72,12 @@ impl RefreshPolicy {
                 "min_refresh_delay must not exceed max_refresh_delay",
             ));
         }
-        if self.backoff_initial.is_zero() || self.backoff_initial > self.backoff_max {
+        if self.backoff_initial.is_zero()
+            || self.backoff_initial > self.backoff_max
+            || self.backoff_initial > self.refused_backoff_max
+        {
             return Err(AuthError::config(
-                "backoff_initial must be positive and at most backoff_max",
+                "backoff_initial must be positive and at most backoff_max and refused_backoff_max",
             ));
         }
         if self.unknown_lifetime_refresh.is_zero() {
@@ -107,11 +116,20 @@ impl RefreshPolicy {
     /// with "equal jitter" (half fixed, half random) so that many replicas
     /// failing together do not retry in lockstep. `jitter` is in `[0, 1)`.
     pub fn backoff(&self, failures: u32, jitter: f64) -> Duration {
+        self.backoff_up_to(self.backoff_max, failures, jitter)
+    }
+
+    /// [`Self::backoff`] after a refusal: the same curve up to `refused_backoff_max`.
+    pub fn refused_backoff(&self, failures: u32, jitter: f64) -> Duration {
+        self.backoff_up_to(self.refused_backoff_max, failures, jitter)
+    }
+
+    fn backoff_up_to(&self, max: Duration, failures: u32, jitter: f64) -> Duration {
         let exponent = failures.saturating_sub(1).min(30);
         let ceiling = self
             .backoff_initial
             .saturating_mul(1u32 << exponent)
-            .min(self.backoff_max);
+            .min(max);
         let half = ceiling / 2;
         half + half.mul_f64(jitter.clamp(0.0, 1.0))
     }
@@ -161,6 +179,10 @@ mod tests {
         assert_eq!(p.backoff(100, 0.0), Duration::from_secs(4));
         // The recovery bound: back within 10 s of the token endpoint returning.
         assert!(p.backoff(100, 0.999_999) <= Duration::from_secs(8));
+        // A refusal (wrong secret) backs off further: the old 60 s ceiling.
+        assert_eq!(p.refused_backoff(100, 0.0), Duration::from_secs(30));
+        assert!(p.refused_backoff(100, 0.999_999) <= Duration::from_secs(60));
+        assert_eq!(p.refused_backoff(1, 0.0), p.backoff(1, 0.0));
     }
 
     #[test]
