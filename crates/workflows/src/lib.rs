@@ -226,6 +226,30 @@ fn is_secret_key(key: &str) -> bool {
         .any(|s| norm == *s || norm.strip_suffix(s).is_some_and(|head| head.ends_with('_')))
 }
 
+/// An ECMA-262 (and Python `re`) pattern that matches exactly the keys [`is_secret_key`]
+/// refuses, for the API's OpenAPI document: a schema-driven client then never generates an
+/// input the API would refuse as secret-looking. Built from [`SECRET_FIELD_NAMES`] so the two
+/// cannot drift; `(?![\s\S])` ends the match at the true end (`$` in Python also matches
+/// before a final newline, where `is_secret_key` does not).
+#[must_use]
+pub fn secret_key_pattern() -> String {
+    let names: Vec<String> = SECRET_FIELD_NAMES
+        .iter()
+        .map(|n| {
+            n.chars()
+                .map(|c| match c {
+                    '_' => "[_-]".to_owned(),
+                    c if c.is_ascii_alphabetic() => {
+                        format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+                    }
+                    c => c.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    format!("^(?:[\\s\\S]*[_-])?(?:{})(?![\\s\\S])", names.join("|"))
+}
+
 /// The path (below `root`, e.g. `input.items[0].API-Key`) of the first key anywhere in
 /// `value` that names a secret. The one rule for the API (refusing a start) and the worker
 /// (refusing an input), so the two cannot disagree about what counts as a secret.

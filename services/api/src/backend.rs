@@ -18,6 +18,19 @@ pub enum Status {
     TimedOut,
 }
 
+impl Status {
+    /// The wire names, in declaration order (the OpenAPI enum and the refusal message).
+    pub const NAMES: [&'static str; 7] = [
+        "running",
+        "completed",
+        "failed",
+        "canceled",
+        "terminated",
+        "continued_as_new",
+        "timed_out",
+    ];
+}
+
 impl std::str::FromStr for Status {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
@@ -71,7 +84,11 @@ pub enum BackendError {
     NotFound,
     #[error("a workflow with this id is already running")]
     AlreadyStarted { run_id: String },
-    /// Temporal refused or could not be reached; the message is safe to show.
+    /// Temporal refused the request as malformed; the message is Temporal's and safe to show
+    /// (it describes the request, which the caller sent).
+    #[error("{0}")]
+    Invalid(String),
+    /// Temporal refused or could not be reached; the message is logged, never shown.
     #[error("{0}")]
     Unavailable(String),
 }

@@ -76,6 +76,14 @@ impl From<BackendError> for ApiError {
                     "a workflow with this id is already running; use GET to follow it or choose another id",
                 )
             },
+            BackendError::Invalid(m) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                format!(
+                    "Temporal refused the request: {}",
+                    m.chars().take(300).collect::<String>()
+                ),
+            ),
             BackendError::Unavailable(m) => {
                 tracing::warn!(error = %m, "Temporal call failed");
                 ApiError::new(

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::JsonRejection},
+    extract::{
+        Path, Query, State,
+        rejection::{JsonRejection, PathRejection, QueryRejection},
+    },
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -16,8 +19,25 @@ use crate::{
     backend::{Outcome, StartRequest, Status},
     error::ApiError,
     openapi::openapi_document,
-    validate::StartBody,
+    validate::{self, StartBody},
 };
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+}
+
+/// The workflow id of a `/workflows/{id}...` path. Authorization comes first in every
+/// handler, so an unauthenticated caller learns nothing about which ids are well formed.
+fn workflow_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(id) = path.map_err(|e| bad_request(format!("bad path: {}", e.body_text())))?;
+    validate::path_id(&id).map_err(bad_request)?;
+    Ok(id)
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| bad_request(format!("bad query string: {}", e.body_text())))
+}
 
 fn new_id() -> String {
     // The clock alone repeats under load (two starts read the same value on a coarse or
@@ -79,9 +99,10 @@ pub(crate) async fn start(
 pub(crate) async fn describe(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     state.verifier.authorize(&headers, "workflows:read")?;
+    let id = workflow_id(path)?;
     Ok(Json(state.backend.describe(&id).await?).into_response())
 }
 
@@ -93,19 +114,15 @@ pub(crate) struct ResultQuery {
 pub(crate) async fn result(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<ResultQuery>,
+    path: Result<Path<String>, PathRejection>,
+    q: Result<Query<ResultQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     state.verifier.authorize(&headers, "workflows:read")?;
+    let id = workflow_id(path)?;
+    let q = query(q)?;
     let wait = match q.timeout.as_deref() {
         None => Duration::from_secs(30),
-        Some(t) => humantime::parse_duration(t).map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "timeout must be a duration such as 30s or 2m",
-            )
-        })?,
+        Some(t) => validate::timeout(t).map_err(bad_request)?,
     }
     .min(state.max_wait);
     Ok(match state.backend.result(&id, wait).await? {
@@ -121,9 +138,10 @@ pub(crate) async fn result(
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     state.verifier.authorize(&headers, "workflows:cancel")?;
+    let id = workflow_id(path)?;
     state.backend.cancel(&id).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -135,25 +153,27 @@ pub(crate) async fn cancel(
 #[derive(Deserialize)]
 pub(crate) struct ListQuery {
     status: Option<String>,
-    limit: Option<usize>,
+    limit: Option<u32>,
 }
 
 pub(crate) async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     state.verifier.authorize(&headers, "workflows:read")?;
+    let q = query(q)?;
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(s.parse::<Status>().map_err(|_| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "status must be one of running, completed, failed, canceled, terminated, continued_as_new, timed_out")
+            bad_request(format!(
+                "status must be one of {}",
+                Status::NAMES.join(", ")
+            ))
         })?),
     };
-    let items = state
-        .backend
-        .list(status, q.limit.unwrap_or(100).min(1000))
-        .await?;
+    let limit = validate::limit(q.limit).map_err(bad_request)?;
+    let items = state.backend.list(status, limit as usize).await?;
     Ok(Json(json!({"workflows": items})).into_response())
 }
 
@@ -184,4 +204,22 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
 
 pub(crate) async fn openapi() -> Json<serde_json::Value> {
     Json(openapi_document())
+}
+
+/// Unknown paths get the same JSON error shape as every other refusal.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route; the routes are listed in /api/v1/openapi.json",
+    )
+}
+
+/// A known path with another method; axum adds the `Allow` header.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take this method; see the Allow header",
+    )
 }

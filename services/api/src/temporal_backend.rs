@@ -19,6 +19,7 @@ fn map_err(e: ClientError) -> BackendError {
     match e {
         ClientError::NotFound { .. } => BackendError::NotFound,
         ClientError::AlreadyStarted { run_id, .. } => BackendError::AlreadyStarted { run_id },
+        ClientError::InvalidArgument(m) => BackendError::Invalid(m),
         other => BackendError::Unavailable(other.to_string()),
     }
 }

@@ -29,11 +29,94 @@ pub struct NewWorkflow {
     pub input: Value,
 }
 
+/// Longest workflow id or task queue name (Temporal's default limit is 1000; ours is tighter).
+pub const MAX_ID_LEN: usize = 200;
+/// The pattern of workflow ids and task queue names, as the OpenAPI document states it.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9._:-]{1,200}$";
+/// Largest and default page size of the list.
+pub const MAX_LIMIT: u32 = 1000;
+pub const DEFAULT_LIMIT: u32 = 100;
+/// The pattern of `/result`'s `timeout`: a whole number and one unit.
+pub const TIMEOUT_PATTERN: &str = "^[0-9]{1,9}(ms|s|m|h)$";
+
 fn id_ok(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 200
+        && s.len() <= MAX_ID_LEN
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+}
+
+/// Credential names and store names as the OpenAPI document states them. Tighter than
+/// [`CredentialRef::validate`] (which every store shares): at the public edge a reference is
+/// printable ASCII, and a store name can only be a component name (`metadata.name`).
+pub const CREDENTIAL_NAME_PATTERN: &str = "^[A-Za-z0-9._/:@+=-]{1,256}$";
+pub const STORE_NAME_PATTERN: &str = "^[A-Za-z0-9._-]{1,253}$";
+
+fn edge_reference(r: &CredentialRef) -> Result<(), &'static str> {
+    let chars = |s: &str, max: usize, extra: &str| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    };
+    if !chars(&r.name, 256, "._/:@+=-") {
+        return Err("name must be 1-256 characters of letters, digits and . _ / : @ + = -");
+    }
+    if !chars(&r.store_name, 253, "._-") {
+        return Err(
+            "store_name must be a component name: 1-253 characters of letters, digits and . _ -",
+        );
+    }
+    Ok(())
+}
+
+fn reference(v: Value, at: &str) -> Result<CredentialRef, String> {
+    let r: CredentialRef = serde_json::from_value(v).map_err(|e| {
+        format!("{at} is not a credential reference ({{name, credential_type, store_name?}}): {e}")
+    })?;
+    r.validate().map_err(|e| format!("{at}: {e}"))?;
+    edge_reference(&r).map_err(|e| format!("{at}: {e}"))?;
+    Ok(r)
+}
+
+/// A workflow id from a URL path, checked against [`ID_PATTERN`]: nothing else can name a
+/// workflow this API started, so anything else is a malformed request, not an unknown id.
+pub fn path_id(id: &str) -> Result<&str, String> {
+    if id_ok(id) {
+        Ok(id)
+    } else {
+        Err("a workflow id is 1-200 characters of letters, digits, '-', '_', '.' or ':'".into())
+    }
+}
+
+/// `/result`'s `timeout`, such as `500ms`, `30s` or `2m` ([`TIMEOUT_PATTERN`]).
+pub fn timeout(t: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    const REFUSED: &str =
+        "timeout must be a whole number and a unit (ms, s, m or h), such as 30s or 2m";
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or(REFUSED)?;
+    let (digits, unit) = t.split_at(split);
+    if digits.is_empty() || digits.len() > 9 {
+        return Err(REFUSED.into());
+    }
+    // At most nine digits: the value fits a u64 however it is scaled below.
+    let n: u64 = digits.parse().map_err(|_| REFUSED)?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(REFUSED.into()),
+    })
+}
+
+/// The list's `limit`: 1 to [`MAX_LIMIT`].
+pub fn limit(l: Option<u32>) -> Result<u32, String> {
+    match l {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(format!("limit must be between 1 and {MAX_LIMIT}")),
+    }
 }
 
 impl StartBody {
@@ -75,11 +158,7 @@ impl StartBody {
         }
         let mut refs = Vec::with_capacity(self.credentials.len());
         for (i, c) in self.credentials.into_iter().enumerate() {
-            let r: CredentialRef = serde_json::from_value(c).map_err(|e| {
-                format!("credentials[{i}] is not a credential reference ({{name, credential_type, store_name?}}): {e}")
-            })?;
-            r.validate().map_err(|e| format!("credentials[{i}]: {e}"))?;
-            refs.push(r);
+            refs.push(reference(c, &format!("credentials[{i}]"))?);
         }
         // The reference workflows take one credential as `input.credential`.
         if let (Some(obj), false) = (input.as_object_mut(), refs.is_empty()) {
@@ -93,9 +172,7 @@ impl StartBody {
             obj.insert("credential".into(), r);
         }
         if let Some(c) = input.get("credential") {
-            let r: CredentialRef = serde_json::from_value(c.clone())
-                .map_err(|e| format!("input.credential is not a credential reference: {e}"))?;
-            r.validate().map_err(|e| format!("input.credential: {e}"))?;
+            reference(c.clone(), "input.credential")?;
         }
         Ok(NewWorkflow {
             workflow_type: self.workflow_type,
@@ -130,6 +207,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(w.input["credential"]["store_name"], "default");
+    }
+
+    #[test]
+    fn query_and_path_values() {
+        use std::time::Duration;
+        assert_eq!(timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(timeout("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(
+            timeout("999999999h"),
+            Ok(Duration::from_secs(999_999_999 * 3600))
+        );
+        for bad in [
+            "",
+            "s",
+            "30",
+            "1.5s",
+            "-1s",
+            "30 s",
+            "1000000000s",
+            "30sec",
+            "1h30m",
+        ] {
+            assert!(timeout(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(limit(None), Ok(DEFAULT_LIMIT));
+        assert_eq!(limit(Some(1000)), Ok(1000));
+        assert!(limit(Some(0)).is_err() && limit(Some(1001)).is_err());
+        assert!(path_id("wf-1:a.b_c").is_ok());
+        for bad in ["", "a b", "a/b", "é", &"x".repeat(201)] {
+            assert!(path_id(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -4,8 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
+    collections::{BTreeSet, HashMap},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -30,11 +33,28 @@ use tower::ServiceExt;
 #[derive(Debug, Default)]
 struct Fake {
     started: Mutex<HashMap<String, StartRequest>>,
+    /// Temporal unreachable: every call fails as the real backend's would.
+    down: AtomicBool,
+}
+
+impl Fake {
+    fn check(&self) -> Result<(), BackendError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(BackendError::Unavailable("connection refused".into()));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
 impl WorkflowBackend for Fake {
     async fn start(&self, req: StartRequest) -> Result<Started, BackendError> {
+        self.check()?;
+        if req.workflow_id == "temporal-refuses" {
+            return Err(BackendError::Invalid(
+                "WorkflowId is not valid UTF-8".into(),
+            ));
+        }
         let mut s = self.started.lock().unwrap();
         if s.contains_key(&req.workflow_id) {
             return Err(BackendError::AlreadyStarted {
@@ -49,6 +69,7 @@ impl WorkflowBackend for Fake {
         })
     }
     async fn describe(&self, id: &str) -> Result<Description, BackendError> {
+        self.check()?;
         if id == "temporal-down" {
             return Err(BackendError::Unavailable("connection refused".into()));
         }
@@ -65,6 +86,9 @@ impl WorkflowBackend for Fake {
     }
     async fn result(&self, id: &str, _wait: Duration) -> Result<Outcome, BackendError> {
         self.describe(id).await?;
+        if id.starts_with("running") {
+            return Ok(Outcome::StillRunning);
+        }
         Ok(Outcome::Completed(json!({"greeting": "Hello"})))
     }
     async fn cancel(&self, id: &str) -> Result<(), BackendError> {
@@ -75,10 +99,11 @@ impl WorkflowBackend for Fake {
         _status: Option<Status>,
         _limit: usize,
     ) -> Result<Vec<Description>, BackendError> {
+        self.check()?;
         Ok(vec![])
     }
     async fn ready(&self) -> Result<(), String> {
-        Ok(())
+        self.check().map_err(|e| e.to_string())
     }
 }
 
@@ -86,6 +111,7 @@ struct Env {
     _tmp: tempfile::TempDir,
     router: axum::Router,
     key: SigningKey,
+    fake: Arc<Fake>,
 }
 
 fn env() -> Env {
@@ -102,8 +128,9 @@ fn env() -> Env {
         &std::fs::read_to_string(dir.join("temporal-jwt-private.key")).unwrap(),
     )
     .unwrap();
+    let fake = Arc::new(Fake::default());
     let state = AppState {
-        backend: Arc::new(Fake::default()),
+        backend: fake.clone(),
         verifier: Arc::new(Verifier::new(dir.join("jwks.json"), "bulwark-api")),
         metrics: Arc::new(Metrics::default()),
         max_wait: Duration::from_secs(5),
@@ -112,6 +139,7 @@ fn env() -> Env {
         _tmp: tmp,
         router: app(state),
         key,
+        fake,
     }
 }
 
@@ -140,13 +168,25 @@ impl Env {
         token: Option<&str>,
         body: Option<String>,
     ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        self.call_as(method, uri, token, body, "application/json")
+            .await
+    }
+
+    async fn call_as(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<String>,
+        content_type: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
         let mut b = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             b = b.header("authorization", format!("Bearer {t}"));
         }
         let req = match body {
             Some(body) => b
-                .header("content-type", "application/json")
+                .header("content-type", content_type)
                 .body(Body::from(body))
                 .unwrap(),
             None => b.body(Body::empty()).unwrap(),
@@ -427,4 +467,411 @@ async fn temporal_unavailable_is_503_with_retry_after() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(h.get("retry-after").is_none());
+}
+
+/// The OpenAPI document and the router agree, both ways: every status the router gives for
+/// the requests below is documented for that route, with the content type, error body and
+/// headers the document promises; every documented route and every documented status is
+/// produced by at least one request. A route or a status added on one side only fails here.
+#[tokio::test]
+async fn the_openapi_document_matches_the_router() {
+    let e = env();
+    let doc = bulwark_api::openapi_document();
+    let all = e.token(START, "bulwark-api", 600);
+    let read = e.token("workflows:read", "bulwark-api", 600);
+    let start_only = e.token("workflows:start", "bulwark-api", 600);
+    let greet = |id: &str| json!({"workflow_type": "Greeting", "workflow_id": id}).to_string();
+    for id in ["greet-1", "running-1"] {
+        let (s, _, _) = e
+            .call("POST", "/api/v1/workflows", Some(&all), Some(greet(id)))
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let big = json!({"workflow_type": "Greeting", "input": {"n": "x".repeat(100_000)}}).to_string();
+    let secret =
+        json!({"workflow_type": "Greeting", "input": {"a": [{"X-Api-Key": "k"}]}}).to_string();
+    let json = "application/json";
+    let wf = "/api/v1/workflows";
+    let one = "/api/v1/workflows/{id}";
+    let res = "/api/v1/workflows/{id}/result";
+    let cancel = "/api/v1/workflows/{id}/cancel";
+    // (route as documented, method, uri, token, body, content type, Temporal down)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        String,
+        Option<&'a str>,
+        Option<String>,
+        &'a str,
+        bool,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            wf,
+            "POST",
+            wf.into(),
+            Some(&all),
+            Some(greet("new-1")),
+            json,
+            false,
+        ),
+        (
+            wf,
+            "POST",
+            wf.into(),
+            Some(&all),
+            Some("{\"workflow_type\": 1}".into()),
+            json,
+            false,
+        ),
+        (wf, "POST", wf.into(), None, Some(greet("x")), json, false),
+        (
+            wf,
+            "POST",
+            wf.into(),
+            Some(&read),
+            Some(greet("x")),
+            json,
+            false,
+        ),
+        (
+            wf,
+            "POST",
+            wf.into(),
+            Some(&all),
+            Some(greet("greet-1")),
+            json,
+            false,
+        ),
+        (wf, "POST", wf.into(), Some(&all), Some(big), json, false),
+        (
+            wf,
+            "POST",
+            wf.into(),
+            Some(&all),
+            Some(greet("x")),
+            "text/plain",
+            false,
+        ),
+        (wf, "POST", wf.into(), Some(&all), Some(secret), json, false),
+        (
+            wf,
+            "POST",
+            wf.into(),
+            Some(&all),
+            Some(greet("temporal-refuses")),
+            json,
+            false,
+        ),
+        (
+            wf,
+            "POST",
+            wf.into(),
+            Some(&all),
+            Some(greet("x")),
+            json,
+            true,
+        ),
+        (
+            wf,
+            "GET",
+            format!("{wf}?status=running&limit=1000"),
+            Some(&read),
+            None,
+            json,
+            false,
+        ),
+        (
+            wf,
+            "GET",
+            format!("{wf}?limit=0"),
+            Some(&read),
+            None,
+            json,
+            false,
+        ),
+        (
+            wf,
+            "GET",
+            format!("{wf}?limit=ten"),
+            Some(&read),
+            None,
+            json,
+            false,
+        ),
+        (
+            wf,
+            "GET",
+            format!("{wf}?status="),
+            Some(&read),
+            None,
+            json,
+            false,
+        ),
+        (wf, "GET", wf.into(), None, None, json, false),
+        (wf, "GET", wf.into(), Some(&start_only), None, json, false),
+        (wf, "GET", wf.into(), Some(&read), None, json, true),
+        (
+            one,
+            "GET",
+            format!("{wf}/greet-1"),
+            Some(&read),
+            None,
+            json,
+            false,
+        ),
+        (
+            one,
+            "GET",
+            format!("{wf}/a%20b"),
+            Some(&read),
+            None,
+            json,
+            false,
+        ),
+        (one, "GET", format!("{wf}/greet-1"), None, None, json, false),
+        (
+            one,
+            "GET",
+            format!("{wf}/greet-1"),
+            Some(&start_only),
+            None,
+            json,
+            false,
+        ),
+        (
+            one,
+            "GET",
+            format!("{wf}/nope"),
+            Some(&read),
+            None,
+            json,
+            false,
+        ),
+        (
+            one,
+            "GET",
+            format!("{wf}/greet-1"),
+            Some(&read),
+            None,
+            json,
+            true,
+        ),
+        (
+            res,
+            "GET",
+            format!("{wf}/greet-1/result?timeout=500ms"),
+            Some(&read),
+            None,
+            json,
+            false,
+        ),
+        (
+            res,
+            "GET",
+            format!("{wf}/running-1/result?timeout=0s"),
+            Some(&read),
+            None,
+            json,
+            false,
+        ),
+        (
+            res,
+            "GET",
+            format!("{wf}/greet-1/result?timeout=1h30m"),
+            Some(&read),
+            None,
+            json,
+            false,
+        ),
+        (
+            res,
+            "GET",
+            format!("{wf}/greet-1/result"),
+            None,
+            None,
+            json,
+            false,
+        ),
+        (
+            res,
+            "GET",
+            format!("{wf}/greet-1/result"),
+            Some(&start_only),
+            None,
+            json,
+            false,
+        ),
+        (
+            res,
+            "GET",
+            format!("{wf}/nope/result"),
+            Some(&read),
+            None,
+            json,
+            false,
+        ),
+        (
+            res,
+            "GET",
+            format!("{wf}/greet-1/result"),
+            Some(&read),
+            None,
+            json,
+            true,
+        ),
+        (
+            cancel,
+            "POST",
+            format!("{wf}/greet-1/cancel"),
+            Some(&all),
+            None,
+            json,
+            false,
+        ),
+        (
+            cancel,
+            "POST",
+            format!("{wf}/%C3%A9/cancel"),
+            Some(&all),
+            None,
+            json,
+            false,
+        ),
+        (
+            cancel,
+            "POST",
+            format!("{wf}/greet-1/cancel"),
+            None,
+            None,
+            json,
+            false,
+        ),
+        (
+            cancel,
+            "POST",
+            format!("{wf}/greet-1/cancel"),
+            Some(&read),
+            None,
+            json,
+            false,
+        ),
+        (
+            cancel,
+            "POST",
+            format!("{wf}/nope/cancel"),
+            Some(&all),
+            None,
+            json,
+            false,
+        ),
+        (
+            cancel,
+            "POST",
+            format!("{wf}/greet-1/cancel"),
+            Some(&all),
+            None,
+            json,
+            true,
+        ),
+        (
+            "/api/v1/openapi.json",
+            "GET",
+            "/api/v1/openapi.json".into(),
+            None,
+            None,
+            json,
+            false,
+        ),
+        (
+            "/healthz",
+            "GET",
+            "/healthz".into(),
+            None,
+            None,
+            json,
+            false,
+        ),
+        ("/readyz", "GET", "/readyz".into(), None, None, json, false),
+        ("/readyz", "GET", "/readyz".into(), None, None, json, true),
+        (
+            "/metrics",
+            "GET",
+            "/metrics".into(),
+            None,
+            None,
+            json,
+            false,
+        ),
+    ];
+    let mut produced = BTreeSet::new();
+    for (route, method, uri, token, body, ctype, down) in cases {
+        e.fake.down.store(down, Ordering::SeqCst);
+        let mut b = Request::builder().method(method).uri(&uri);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(body) => b.header("content-type", ctype).body(Body::from(body)),
+            None => b.body(Body::empty()),
+        }
+        .unwrap();
+        let r = e.router.clone().oneshot(req).await.unwrap();
+        let status = r.status().as_u16().to_string();
+        let headers = r.headers().clone();
+        let bytes = r.into_body().collect().await.unwrap().to_bytes();
+        let case = format!("{method} {uri} (down: {down}) -> {status}");
+        let documented = &doc["paths"][route][method.to_lowercase()]["responses"][&status];
+        assert!(documented.is_object(), "undocumented status: {case}");
+        let content = documented["content"].as_object().expect(&case);
+        let (media, schema) = content.iter().next().expect(&case);
+        let got = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(
+            got.starts_with(media.as_str()),
+            "{case}: content type {got}, documented {media}"
+        );
+        if schema["schema"]["$ref"] == "#/components/schemas/Error" {
+            let v: Value = serde_json::from_slice(&bytes).expect(&case);
+            assert!(
+                v["error"].is_string() && v["message"].is_string(),
+                "{case}: {v}"
+            );
+        }
+        if let Some(hs) = documented["headers"].as_object() {
+            for name in hs.keys() {
+                assert!(
+                    headers.contains_key(name.as_str()),
+                    "{case}: no {name} header"
+                );
+            }
+        }
+        produced.insert((route.to_owned(), method.to_lowercase(), status));
+    }
+    e.fake.down.store(false, Ordering::SeqCst);
+    let mut documented = BTreeSet::new();
+    for (route, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for status in op["responses"].as_object().unwrap().keys() {
+                documented.insert((route.clone(), method.clone(), status.clone()));
+            }
+        }
+    }
+    let never: Vec<_> = documented.difference(&produced).collect();
+    assert!(never.is_empty(), "documented but never produced: {never:?}");
+
+    // Outside the document: unknown routes and methods get the JSON error shape too.
+    let (s, _, v) = e.call("GET", "/api/v2/nothing", Some(&all), None).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (s, h, v) = e
+        .call("DELETE", "/api/v1/workflows/greet-1", Some(&all), None)
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(v["error"], "method_not_allowed");
+    assert!(h["allow"].to_str().unwrap().contains("GET"), "{h:?}");
 }
