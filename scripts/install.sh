@@ -90,6 +90,19 @@ fi
 "$VENV/bin/temporal" --version | grep -q "version $TEMPORAL_CLI_VERSION" \
   || die "Temporal CLI in $VENV is not $TEMPORAL_CLI_VERSION"
 
+# schemathesis (tests/contract/) in a venv of its own: its dependency tree (Hypothesis, a pinned
+# jsonschema) must not move the suites' packages.
+if [[ ! -f $ST_VENV/.complete ]]; then
+  log "creating Python venv $ST_VENV (schemathesis $PY_SCHEMATHESIS_VERSION)"
+  rm -rf "$ST_VENV"
+  python3 -m venv "$ST_VENV"
+  "$ST_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$PY_SCHEMATHESIS_VERSION" \
+    || die "pip install schemathesis==$PY_SCHEMATHESIS_VERSION failed (pin in scripts/versions.env)"
+  touch "$ST_VENV/.complete"
+fi
+"$ST_VENV/bin/st" --version | grep -q "$PY_SCHEMATHESIS_VERSION" \
+  || die "schemathesis in $ST_VENV is not $PY_SCHEMATHESIS_VERSION"
+
 # The admin page's browser test drives Debian's Chromium with playwright-core (no browser
 # download: the package lock pins playwright-core only).
 if [[ ! -d $ROOT/tests/browser/node_modules/playwright-core ]]; then

@@ -6,6 +6,7 @@ source "$ROOT/scripts/versions.env"
 CACHE=${BULWARK_CACHE_DIR:-$HOME/.cache/bulwark}
 TEMPORAL_BIN_DIR="$CACHE/bin/temporal-$TEMPORAL_SERVER_VERSION"
 VENV="$CACHE/venv-temporalio-$PY_TEMPORALIO_VERSION"
+ST_VENV="$CACHE/venv-schemathesis-$PY_SCHEMATHESIS_VERSION"
 STATE=${BULWARK_STATE_DIR:-$ROOT/.bulwark}
 PG_BIN=${BULWARK_PG_BIN:-}
 if [[ -z $PG_BIN ]]; then

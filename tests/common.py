@@ -203,6 +203,53 @@ def oauth_token(control: str, certs: Path, client_id: str, secret: str, scope: s
         return json.loads(r.read())["access_token"]
 
 
+def start_api(env: dict[str, str], port: int, log_name: str, extra: dict[str, str] | None = None):
+    """A second bulwark-api with the stack's configuration on 127.0.0.1:`port` (the contract
+    and clock-skew suites change one setting of it); returns the process once /healthz
+    answers. The binary is target/debug's unless BULWARK_BIN_DIR names another."""
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    certs = Path(env["BULWARK_CERTS_DIR"])
+    binary = Path(os.environ.get("BULWARK_BIN_DIR", ROOT / "target" / "debug")) / "bulwark-api"
+    e = {
+        **os.environ,
+        "BULWARK_CERTS_DIR": str(certs), "BULWARK_TEMPORAL_ADDRESS": env["BULWARK_TEMPORAL_ADDRESS"],
+        "BULWARK_TEMPORAL_SERVER_NAME": env["BULWARK_TEMPORAL_SERVER_NAME"], "BULWARK_CONTROL_URL": env["BULWARK_CONTROL_URL"],
+        "BULWARK_DEPLOYMENT_SECRETS": str(Path(env["BULWARK_DEPLOYMENT_SECRETS_DIR"]) / "deployment-secrets-api.json"),
+        "BULWARK_API_LISTEN": f"127.0.0.1:{port}", "BULWARK_LOG_FORMAT": "json",
+        **(extra or {}),
+    }
+    log = open(Path(env["BULWARK_LOGS_DIR"]) / log_name, "ab")
+    p = subprocess.Popen([str(binary)], env=e, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=ctx, timeout=2):
+                return p
+        except (urllib.error.URLError, OSError):
+            if p.poll() is not None:
+                raise AssertionError(f"the second api exited (log {log.name})")
+            if time.monotonic() > deadline:
+                stop_process(p)
+                raise AssertionError(f"the second api did not come up in 60 s (log {log.name})")
+            time.sleep(0.3)
+
+
+def stop_process(p) -> None:
+    """SIGTERM, then SIGKILL after 20 s."""
+    import subprocess
+
+    p.terminate()
+    try:
+        p.wait(20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(5)
+
+
 class OperatorToken:
     """The operator's API token, as a real client holds it: renewed once `renew_after` seconds
     old; while control is unreachable the last token is kept and renewal retried every 2 s.

@@ -24,14 +24,13 @@ import shutil
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import Runner, Skip, load_env, oauth_token  # noqa: E402
+from common import Runner, Skip, load_env, oauth_token, start_api, stop_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT = 18444
@@ -52,11 +51,8 @@ async def main() -> int:
     env = load_env(args.env)
     certs = Path(env["BULWARK_CERTS_DIR"])
     ca = certs / "ca.crt"
-    logs = Path(env["BULWARK_LOGS_DIR"])
     control, api = env["BULWARK_CONTROL_URL"], env["BULWARK_API_URL"]
     op = json.loads(Path(env["BULWARK_OPERATOR_CREDENTIALS"]).read_text())
-    creds = Path(env["BULWARK_DEPLOYMENT_SECRETS_DIR"])
-    binary = Path(os.environ.get("BULWARK_BIN_DIR", ROOT / "target" / "debug")) / "bulwark-api"
     ctx = ssl.create_default_context(cafile=str(ca))
     runner = Runner()
 
@@ -77,34 +73,11 @@ async def main() -> int:
     def skewed_api(offset_s: int) -> subprocess.Popen:
         if lib is None:
             raise Skip("libfaketime is not installed (Debian package faketime; scripts/install.sh installs it)")
-        e = {
-            **os.environ,
-            "BULWARK_CERTS_DIR": str(certs), "BULWARK_TEMPORAL_ADDRESS": env["BULWARK_TEMPORAL_ADDRESS"],
-            "BULWARK_TEMPORAL_SERVER_NAME": env["BULWARK_TEMPORAL_SERVER_NAME"], "BULWARK_CONTROL_URL": control,
-            "BULWARK_DEPLOYMENT_SECRETS": str(creds / "deployment-secrets-api.json"),
-            "BULWARK_API_LISTEN": f"127.0.0.1:{PORT}", "BULWARK_LOG_FORMAT": "json",
+        return start_api(env, PORT, f"bulwark-api-skewed{offset_s:+d}.log", {
             "LD_PRELOAD": str(lib), "FAKETIME": f"{offset_s:+d}",
             # Only the wall clock is skewed; timers and timeouts keep real time.
             "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1",
-        }
-        log = open(logs / f"bulwark-api-skewed{offset_s:+d}.log", "ab")
-        p = subprocess.Popen([str(binary)], env=e, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"https://127.0.0.1:{PORT}/healthz", context=ctx, timeout=2):
-                    return p
-            except (urllib.error.URLError, OSError):
-                assert p.poll() is None, f"the skewed api exited (log {log.name})"
-                assert time.monotonic() < deadline, "the skewed api did not come up in 60 s"
-                time.sleep(0.3)
-
-    def stop(p: subprocess.Popen) -> None:
-        p.terminate()
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
+        })
 
     async def through_skewed_api(offset_s: int) -> tuple[int, str, str]:
         """A fresh token sent to an api `offset_s` off; the stack's own api (true clock) must
@@ -117,7 +90,7 @@ async def main() -> int:
             assert true_code == 200, f"the stack's api (true clock) refused the token: {true_code}"
             return code, body, token
         finally:
-            stop(p)
+            stop_process(p)
 
     async def within_leeway() -> str:
         code, body, _ = await through_skewed_api(-30)

@@ -114,6 +114,19 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Temporal shed the request under its rate limits (`ResourceExhausted`, e.g. the
+    /// namespace's visibility RPS): the caller should slow down, nothing is broken.
+    #[must_use]
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Rpc {
+                code: Code::ResourceExhausted,
+                ..
+            }
+        )
+    }
+
     fn rpc(operation: &'static str, workflow_id: Option<&str>, status: Status) -> Self {
         match status.code() {
             Code::NotFound if workflow_id.is_some() => ClientError::NotFound {

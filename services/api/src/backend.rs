@@ -88,6 +88,9 @@ pub enum BackendError {
     /// (it describes the request, which the caller sent).
     #[error("{0}")]
     Invalid(String),
+    /// Temporal shed the call under its rate limits; the caller should retry shortly.
+    #[error("Temporal is rate limiting this namespace")]
+    RateLimited,
     /// Temporal refused or could not be reached; the message is logged, never shown.
     #[error("{0}")]
     Unavailable(String),

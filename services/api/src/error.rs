@@ -12,6 +12,8 @@ use crate::{auth::Denied, backend::BackendError};
 
 /// Seconds a client should wait after a 503 (Temporal restarts in about this long).
 const RETRY_AFTER_SECS: &str = "5";
+/// Seconds after a 429: Temporal's rate limiters refill every second.
+const RATE_LIMITED_RETRY_AFTER_SECS: &str = "1";
 
 /// An API error: a status and a message a person can act on; never internal details.
 #[derive(Debug)]
@@ -84,6 +86,11 @@ impl From<BackendError> for ApiError {
                     m.chars().take(300).collect::<String>()
                 ),
             ),
+            BackendError::RateLimited => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Temporal is rate limiting this namespace; retry after the Retry-After seconds, or call less often",
+            ),
             BackendError::Unavailable(m) => {
                 tracing::warn!(error = %m, "Temporal call failed");
                 ApiError::new(
@@ -121,11 +128,14 @@ impl IntoResponse for ApiError {
         }
         // Temporal (or its database) is down: tell clients when to come back (RFC 9110
         // 10.2.3) rather than leave them to hammer a recovering backend.
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
+        let retry_after = match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER_SECS),
+            StatusCode::TOO_MANY_REQUESTS => Some(RATE_LIMITED_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
         }
         res
     }

@@ -35,6 +35,16 @@ fn unavailable() -> Value {
     e
 }
 
+/// 429: Temporal shed the call under the namespace's rate limits.
+fn rate_limited() -> Value {
+    let mut e = error(
+        "Temporal is rate limiting the namespace (e.g. its visibility requests per second); retry after Retry-After seconds",
+    );
+    e["headers"] = json!({"Retry-After": {"required": true, "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                          "description": "seconds to wait before retrying"}});
+    e
+}
+
 /// The statuses every authorized `/api/v1/workflows...` route shares.
 fn authorized(scope: &str, mut ok: serde_json::Map<String, Value>) -> Value {
     ok.insert(
@@ -45,6 +55,7 @@ fn authorized(scope: &str, mut ok: serde_json::Map<String, Value>) -> Value {
         "403".into(),
         challenge(&format!("the token lacks the {scope} scope")),
     );
+    ok.insert("429".into(), rate_limited());
     ok.insert("503".into(), unavailable());
     Value::Object(ok)
 }
@@ -116,9 +127,10 @@ pub fn openapi_document() -> Value {
                 "InputObject": input_object,
                 "StartRequest": {"type": "object", "required": ["workflow_type"], "additionalProperties": false,
                     "properties": {"workflow_type": {"enum": validate::WORKFLOW_TYPES},
-                                   "workflow_id": {"type": "string", "pattern": ID_PATTERN, "description": "generated when absent"},
-                                   "task_queue": {"type": "string", "pattern": ID_PATTERN, "default": validate::DEFAULT_TASK_QUEUE},
-                                   "input": input,
+                                   "workflow_id": {"type": ["string", "null"], "pattern": ID_PATTERN, "description": "generated when absent or null"},
+                                   "task_queue": {"type": ["string", "null"], "pattern": validate::TASK_QUEUE_PATTERN, "default": validate::DEFAULT_TASK_QUEUE,
+                                                  "description": "one of the bulwark-* task queues the gate lets bulwark-api use; the default when absent or null"},
+                                   "input": {"anyOf": [input, {"type": "null", "description": "the same as {}"}]},
                                    "credentials": {"type": "array", "items": {"$ref": "#/components/schemas/CredentialRef"}, "maxItems": 1,
                                                    "description": "the one credential the reference workflows take; it becomes input.credential"}},
                     "description": "a credential goes either in `credentials` or as `input.credential`, not both",

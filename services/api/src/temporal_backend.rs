@@ -16,6 +16,9 @@ pub struct TemporalBackend {
 }
 
 fn map_err(e: ClientError) -> BackendError {
+    if e.is_rate_limited() {
+        return BackendError::RateLimited;
+    }
     match e {
         ClientError::NotFound { .. } => BackendError::NotFound,
         ClientError::AlreadyStarted { run_id, .. } => BackendError::AlreadyStarted { run_id },

@@ -33,6 +33,11 @@ pub struct NewWorkflow {
 pub const MAX_ID_LEN: usize = 200;
 /// The pattern of workflow ids and task queue names, as the OpenAPI document states it.
 pub const ID_PATTERN: &str = "^[A-Za-z0-9._:-]{1,200}$";
+/// Task queues the API may start workflows on: the gate's `client` role allows `bulwark-*`
+/// (config/gate-policy.toml), so anything else would be refused there as a 503 instead of
+/// here as a 422 the caller can act on.
+pub const TASK_QUEUE_PREFIX: &str = "bulwark-";
+pub const TASK_QUEUE_PATTERN: &str = "^bulwark-[A-Za-z0-9._:-]{1,192}$";
 /// Largest and default page size of the list.
 pub const MAX_LIMIT: u32 = 1000;
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -139,9 +144,9 @@ impl StartBody {
             };
         let task_queue =
             match self.task_queue {
-                Some(q) if id_ok(&q) => q,
+                Some(q) if id_ok(&q) && q.len() > TASK_QUEUE_PREFIX.len() && q.starts_with(TASK_QUEUE_PREFIX) => q,
                 Some(_) => return Err(
-                    "task_queue must be 1-200 characters of letters, digits, '-', '_', '.' or ':'"
+                    "task_queue must be \"bulwark-\" and 1-192 more characters of letters, digits, '-', '_', '.' or ':' (the task queues bulwark-api may use)"
                         .into(),
                 ),
                 None => DEFAULT_TASK_QUEUE.to_owned(),

@@ -35,12 +35,17 @@ struct Fake {
     started: Mutex<HashMap<String, StartRequest>>,
     /// Temporal unreachable: every call fails as the real backend's would.
     down: AtomicBool,
+    /// Temporal rate limiting the namespace.
+    busy: AtomicBool,
 }
 
 impl Fake {
     fn check(&self) -> Result<(), BackendError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(BackendError::Unavailable("connection refused".into()));
+        }
+        if self.busy.load(Ordering::SeqCst) {
+            return Err(BackendError::RateLimited);
         }
         Ok(())
     }
@@ -473,6 +478,14 @@ async fn temporal_unavailable_is_503_with_retry_after() {
 /// the requests below is documented for that route, with the content type, error body and
 /// headers the document promises; every documented route and every documented status is
 /// produced by at least one request. A route or a status added on one side only fails here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Temporal {
+    Up,
+    Down,
+    Busy,
+}
+use Temporal::{Busy, Down, Up};
+
 #[tokio::test]
 async fn the_openapi_document_matches_the_router() {
     let e = env();
@@ -503,7 +516,7 @@ async fn the_openapi_document_matches_the_router() {
         Option<&'a str>,
         Option<String>,
         &'a str,
-        bool,
+        Temporal,
     );
     let cases: Vec<Case> = vec![
         (
@@ -513,7 +526,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&all),
             Some(greet("new-1")),
             json,
-            false,
+            Up,
         ),
         (
             wf,
@@ -522,9 +535,9 @@ async fn the_openapi_document_matches_the_router() {
             Some(&all),
             Some("{\"workflow_type\": 1}".into()),
             json,
-            false,
+            Up,
         ),
-        (wf, "POST", wf.into(), None, Some(greet("x")), json, false),
+        (wf, "POST", wf.into(), None, Some(greet("x")), json, Up),
         (
             wf,
             "POST",
@@ -532,7 +545,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             Some(greet("x")),
             json,
-            false,
+            Up,
         ),
         (
             wf,
@@ -541,9 +554,9 @@ async fn the_openapi_document_matches_the_router() {
             Some(&all),
             Some(greet("greet-1")),
             json,
-            false,
+            Up,
         ),
-        (wf, "POST", wf.into(), Some(&all), Some(big), json, false),
+        (wf, "POST", wf.into(), Some(&all), Some(big), json, Up),
         (
             wf,
             "POST",
@@ -551,9 +564,9 @@ async fn the_openapi_document_matches_the_router() {
             Some(&all),
             Some(greet("x")),
             "text/plain",
-            false,
+            Up,
         ),
-        (wf, "POST", wf.into(), Some(&all), Some(secret), json, false),
+        (wf, "POST", wf.into(), Some(&all), Some(secret), json, Up),
         (
             wf,
             "POST",
@@ -561,7 +574,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&all),
             Some(greet("temporal-refuses")),
             json,
-            false,
+            Up,
         ),
         (
             wf,
@@ -570,7 +583,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&all),
             Some(greet("x")),
             json,
-            true,
+            Down,
         ),
         (
             wf,
@@ -579,7 +592,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             None,
             json,
-            false,
+            Up,
         ),
         (
             wf,
@@ -588,7 +601,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             None,
             json,
-            false,
+            Up,
         ),
         (
             wf,
@@ -597,7 +610,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             None,
             json,
-            false,
+            Up,
         ),
         (
             wf,
@@ -606,11 +619,11 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             None,
             json,
-            false,
+            Up,
         ),
-        (wf, "GET", wf.into(), None, None, json, false),
-        (wf, "GET", wf.into(), Some(&start_only), None, json, false),
-        (wf, "GET", wf.into(), Some(&read), None, json, true),
+        (wf, "GET", wf.into(), None, None, json, Up),
+        (wf, "GET", wf.into(), Some(&start_only), None, json, Up),
+        (wf, "GET", wf.into(), Some(&read), None, json, Down),
         (
             one,
             "GET",
@@ -618,7 +631,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             None,
             json,
-            false,
+            Up,
         ),
         (
             one,
@@ -627,9 +640,9 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             None,
             json,
-            false,
+            Up,
         ),
-        (one, "GET", format!("{wf}/greet-1"), None, None, json, false),
+        (one, "GET", format!("{wf}/greet-1"), None, None, json, Up),
         (
             one,
             "GET",
@@ -637,7 +650,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&start_only),
             None,
             json,
-            false,
+            Up,
         ),
         (
             one,
@@ -646,7 +659,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             None,
             json,
-            false,
+            Up,
         ),
         (
             one,
@@ -655,7 +668,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             None,
             json,
-            true,
+            Down,
         ),
         (
             res,
@@ -664,7 +677,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             None,
             json,
-            false,
+            Up,
         ),
         (
             res,
@@ -673,7 +686,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             None,
             json,
-            false,
+            Up,
         ),
         (
             res,
@@ -682,7 +695,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             None,
             json,
-            false,
+            Up,
         ),
         (
             res,
@@ -691,7 +704,7 @@ async fn the_openapi_document_matches_the_router() {
             None,
             None,
             json,
-            false,
+            Up,
         ),
         (
             res,
@@ -700,7 +713,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&start_only),
             None,
             json,
-            false,
+            Up,
         ),
         (
             res,
@@ -709,7 +722,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             None,
             json,
-            false,
+            Up,
         ),
         (
             res,
@@ -718,7 +731,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             None,
             json,
-            true,
+            Down,
         ),
         (
             cancel,
@@ -727,7 +740,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&all),
             None,
             json,
-            false,
+            Up,
         ),
         (
             cancel,
@@ -736,7 +749,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&all),
             None,
             json,
-            false,
+            Up,
         ),
         (
             cancel,
@@ -745,7 +758,7 @@ async fn the_openapi_document_matches_the_router() {
             None,
             None,
             json,
-            false,
+            Up,
         ),
         (
             cancel,
@@ -754,7 +767,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&read),
             None,
             json,
-            false,
+            Up,
         ),
         (
             cancel,
@@ -763,7 +776,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&all),
             None,
             json,
-            false,
+            Up,
         ),
         (
             cancel,
@@ -772,7 +785,7 @@ async fn the_openapi_document_matches_the_router() {
             Some(&all),
             None,
             json,
-            true,
+            Down,
         ),
         (
             "/api/v1/openapi.json",
@@ -781,32 +794,63 @@ async fn the_openapi_document_matches_the_router() {
             None,
             None,
             json,
-            false,
+            Up,
         ),
+        ("/healthz", "GET", "/healthz".into(), None, None, json, Up),
+        ("/readyz", "GET", "/readyz".into(), None, None, json, Up),
+        ("/readyz", "GET", "/readyz".into(), None, None, json, Down),
+        ("/metrics", "GET", "/metrics".into(), None, None, json, Up),
         (
-            "/healthz",
+            wf,
+            "POST",
+            wf.into(),
+            Some(&all),
+            Some(greet("x")),
+            json,
+            Busy,
+        ),
+        (wf, "GET", wf.into(), Some(&read), None, json, Busy),
+        (
+            one,
             "GET",
-            "/healthz".into(),
-            None,
+            format!("{wf}/greet-1"),
+            Some(&read),
             None,
             json,
-            false,
+            Busy,
         ),
-        ("/readyz", "GET", "/readyz".into(), None, None, json, false),
-        ("/readyz", "GET", "/readyz".into(), None, None, json, true),
         (
-            "/metrics",
+            res,
             "GET",
-            "/metrics".into(),
-            None,
+            format!("{wf}/greet-1/result"),
+            Some(&read),
             None,
             json,
-            false,
+            Busy,
+        ),
+        (
+            cancel,
+            "POST",
+            format!("{wf}/greet-1/cancel"),
+            Some(&all),
+            None,
+            json,
+            Busy,
+        ),
+        (
+            wf,
+            "POST",
+            wf.into(),
+            Some(&all),
+            Some(json!({"workflow_type": "Greeting", "task_queue": "other-queue"}).to_string()),
+            json,
+            Up,
         ),
     ];
     let mut produced = BTreeSet::new();
-    for (route, method, uri, token, body, ctype, down) in cases {
-        e.fake.down.store(down, Ordering::SeqCst);
+    for (route, method, uri, token, body, ctype, mode) in cases {
+        e.fake.down.store(mode == Down, Ordering::SeqCst);
+        e.fake.busy.store(mode == Busy, Ordering::SeqCst);
         let mut b = Request::builder().method(method).uri(&uri);
         if let Some(t) = token {
             b = b.header("authorization", format!("Bearer {t}"));
@@ -820,7 +864,7 @@ async fn the_openapi_document_matches_the_router() {
         let status = r.status().as_u16().to_string();
         let headers = r.headers().clone();
         let bytes = r.into_body().collect().await.unwrap().to_bytes();
-        let case = format!("{method} {uri} (down: {down}) -> {status}");
+        let case = format!("{method} {uri} ({mode:?}) -> {status}");
         let documented = &doc["paths"][route][method.to_lowercase()]["responses"][&status];
         assert!(documented.is_object(), "undocumented status: {case}");
         let content = documented["content"].as_object().expect(&case);
@@ -851,6 +895,7 @@ async fn the_openapi_document_matches_the_router() {
         produced.insert((route.to_owned(), method.to_lowercase(), status));
     }
     e.fake.down.store(false, Ordering::SeqCst);
+    e.fake.busy.store(false, Ordering::SeqCst);
     let mut documented = BTreeSet::new();
     for (route, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
