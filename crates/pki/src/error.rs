@@ -16,6 +16,18 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A file of a change could not be staged because its file system is full. `path` is the
+    /// file that was to be replaced (not the temporary): nothing was renamed into place.
+    #[error(
+        "{action} {path}: the file system is full ({source}); nothing was replaced, the previous files stay in service; free space on it and retry"
+    )]
+    NoSpace {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A secret file grants read access to a group (mode 0640) and its replacement could not
     /// be given that group, usually because the writer is not a member of it.
     #[error(

@@ -93,8 +93,15 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// How a staged file's bytes reach its temporary; a seam for the tests of a failing write.
+type Writer = fn(&mut File, &[u8]) -> std::io::Result<()>;
+
 /// Write all `files` into `dir` atomically as described in the module docs.
 pub fn write_all(dir: &Path, files: &[PendingFile]) -> Result<()> {
+    write_all_with(dir, files, |file, bytes| file.write_all(bytes))
+}
+
+fn write_all_with(dir: &Path, files: &[PendingFile], write: Writer) -> Result<()> {
     let staged: Vec<(PathBuf, PathBuf)> = files
         .iter()
         .map(|f| {
@@ -108,7 +115,7 @@ pub fn write_all(dir: &Path, files: &[PendingFile]) -> Result<()> {
         let handles: Vec<_> = files
             .iter()
             .zip(&staged)
-            .map(|(f, (tmp, target))| scope.spawn(move || stage(f, tmp, target)))
+            .map(|(f, (tmp, target))| scope.spawn(move || stage(f, tmp, target, write)))
             .collect();
         handles
             .into_iter()
@@ -137,13 +144,34 @@ pub fn write_all(dir: &Path, files: &[PendingFile]) -> Result<()> {
         .map_err(io("syncing", dir))
 }
 
-fn stage(f: &PendingFile, tmp: &Path, target: &Path) -> Result<()> {
+/// A staging failure. A full file system is reported against the file that was to be
+/// replaced: the temporary is gone by the time the operator reads the message, and "no space"
+/// is the one cause they must act on outside Bulwark.
+fn staging<'a>(
+    action: &'static str,
+    tmp: &'a Path,
+    target: &'a Path,
+) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| {
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            Error::NoSpace {
+                action,
+                path: target.to_owned(),
+                source,
+            }
+        } else {
+            io(action, tmp)(source)
+        }
+    }
+}
+
+fn stage(f: &PendingFile, tmp: &Path, target: &Path, write: Writer) -> Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(f.mode)
         .open(tmp)
-        .map_err(io("creating", tmp))?;
+        .map_err(staging("creating", tmp, target))?;
     let mut mode = f.mode;
     if f.mode == SECRET_MODE {
         if let Some(old) = fs::metadata(target)
@@ -165,8 +193,9 @@ fn stage(f: &PendingFile, tmp: &Path, target: &Path) -> Result<()> {
     // `mode` is filtered by the umask; set it explicitly so 0644 stays 0644.
     file.set_permissions(fs::Permissions::from_mode(mode))
         .map_err(io("setting permissions on", tmp))?;
-    file.write_all(&f.contents).map_err(io("writing", tmp))?;
-    file.sync_all().map_err(io("syncing", tmp))
+    // A delayed-allocation file system may report a full disk only at the sync.
+    write(&mut file, &f.contents).map_err(staging("writing", tmp, target))?;
+    file.sync_all().map_err(staging("syncing", tmp, target))
 }
 
 /// The permission bits of `path`.
@@ -176,4 +205,96 @@ pub fn mode_of(path: &Path) -> Result<u32> {
         .permissions()
         .mode()
         & 0o777)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, contents: &[u8]) -> PendingFile {
+        PendingFile {
+            name: name.to_owned(),
+            contents: zeroize::Zeroizing::new(contents.to_vec()),
+            mode: PUBLIC_MODE,
+        }
+    }
+
+    /// Writes half of `b.crt`'s new bytes, then fails as a full disk does; the other files
+    /// are written whole.
+    fn full_disk(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.starts_with(b"new b") {
+            file.write_all(&bytes[..bytes.len() / 2])?;
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        file.write_all(bytes)
+    }
+
+    fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = fs::read_dir(dir)
+            .expect("listing the test dir")
+            .map(|e| {
+                let e = e.expect("a directory entry");
+                let bytes = fs::read(e.path()).expect("reading a test file");
+                (e.file_name().to_string_lossy().into_owned(), bytes)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_full_disk_replaces_nothing_leaves_no_temporary_and_names_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_all(
+            dir.path(),
+            &[file("a.crt", b"old a"), file("b.crt", b"old b")],
+        )
+        .expect("first write");
+        let before = listing(dir.path());
+
+        let files = [
+            file("a.crt", b"new a, staged whole"),
+            file("b.crt", b"new b, cut short by the full disk"),
+            file("c.crt", b"new c, a file that did not exist"),
+        ];
+        let err = write_all_with(dir.path(), &files, full_disk).expect_err("the disk is full");
+
+        assert_eq!(
+            listing(dir.path()),
+            before,
+            "a file changed or a temporary was left"
+        );
+        let target = dir.path().join("b.crt");
+        assert!(
+            matches!(&err, Error::NoSpace { action: "writing", path, .. } if *path == target),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "writing {}: the file system is full (",
+                target.display()
+            )),
+            "{text}"
+        );
+        assert!(text.contains("No space left on device"), "{text}");
+        assert!(text.contains("nothing was replaced"), "{text}");
+
+        // The same change goes through once there is room.
+        write_all(dir.path(), &files).expect("write with room");
+        assert_eq!(
+            fs::read(&target).expect("b.crt"),
+            b"new b, cut short by the full disk"
+        );
+    }
+
+    #[test]
+    fn other_staging_failures_name_the_temporary() {
+        let (tmp, target) = (Path::new("/d/.a.tmp-1"), Path::new("/d/a"));
+        let err = staging("writing", tmp, target)(std::io::Error::from_raw_os_error(5)); // EIO
+        assert!(
+            matches!(&err, Error::Io { path, .. } if path == tmp),
+            "{err:?}"
+        );
+    }
 }
