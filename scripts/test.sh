@@ -69,6 +69,9 @@ run tests/browser/run.sh
 step "workflows end to end through bulwark-api"
 run "$VENV/bin/python" tests/workflows/workflows.py --env "$STATE/env"
 
+step "API contract: schemathesis against bulwark-api's OpenAPI document"
+BULWARK_SCHEMATHESIS="$ST_VENV/bin/st" run "$VENV/bin/python" tests/contract/contract.py --env "$STATE/env"
+
 step "hostile clients (floods, oversized ids, login storms, half-sent requests)"
 run "$VENV/bin/python" tests/hostile/hostile.py --env "$STATE/env"
 
@@ -79,6 +82,8 @@ run "$VENV/bin/python" tests/faults/faults.py --env "$STATE/env"
 run "$VENV/bin/python" tests/faults/control_down.py --env "$STATE/env"
 run "$VENV/bin/python" tests/faults/kill_control.py --env "$STATE/env"
 run "$VENV/bin/python" tests/faults/clock_skew.py --env "$STATE/env"
+# Root only (it mounts a tmpfs over the certs dir); skips with a note when not root or not permitted.
+run "$VENV/bin/python" tests/faults/disk_full.py --env "$STATE/env"
 
 # Last, because they rotate the stack's material: every rotation under 25 starts/s, then an
 # expired leaf recovered from the command line with control stopped.
