@@ -1583,6 +1583,142 @@ async fn ca_rotation_overlaps_bundles_until_the_operator_ends_it() {
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
 }
 
+/// A control killed mid overlap leaves its job `running`; the next start marks it
+/// interrupted. Resume continues that job: after the new CA was issued it only waits for the
+/// operator again (no third CA); before, it begins the overlap. A second Resume is refused.
+#[tokio::test]
+async fn an_interrupted_ca_overlap_resumes_on_its_own_job() {
+    let Some(h) = start(Options::default()).await else {
+        return;
+    };
+    let mut a = Agent::new(&h);
+    let csrf = a.login().await;
+    let fp = |h: &Harness| {
+        manifest(&h.certs)
+            .get("client-ca")
+            .unwrap()
+            .fingerprint
+            .clone()
+    };
+    let job_id = |body: &str| {
+        body.split("name=\"job\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let before = fp(&h);
+    let job = a
+        .action("/admin/rotate/ca", &csrf, &[("target", "client-ca")])
+        .await;
+    let id = job_id(&job.body);
+    let issued = fp(&h);
+    assert_ne!(issued, before);
+    // What a kill -9 during the propagation wait leaves, once the restart has marked it.
+    sqlx::query("UPDATE admin_jobs SET state = 'running' WHERE id = $1")
+        .bind(&id)
+        .execute(&h.pool)
+        .await
+        .unwrap();
+    admin::jobs::mark_interrupted(&h.pool).await.unwrap();
+    let page = a.get(&format!("/admin/jobs/{id}")).await;
+    assert!(
+        page.body.contains("id=\"job-state\">interrupted<"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("id=\"resume-ca\""),
+        "no Resume form: {}",
+        page.body
+    );
+    let resume = [
+        ("csrf", csrf.as_str()),
+        ("confirm", "yes"),
+        ("job", id.as_str()),
+    ];
+    let res = a.post("/admin/rotate/ca/resume", &resume).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let mut page = a.get(&res.location()).await;
+    for _ in 0..100 {
+        if !page.body.contains("id=\"job-state\">running<") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        page = a.get(&format!("/admin/jobs/{id}")).await;
+    }
+    assert!(
+        page.body.contains("id=\"job-state\">waiting<"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("had begun the overlap"), "{}", page.body);
+    assert_eq!(fp(&h), issued, "the resume issued another CA");
+    let bundle = std::fs::read_to_string(h.certs.join("client-trust.pem")).unwrap();
+    assert_eq!(
+        bundle.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "old + new still trusted"
+    );
+    let again = a.post("/admin/rotate/ca/resume", &resume).await;
+    assert_eq!(
+        again.status,
+        StatusCode::BAD_REQUEST,
+        "a waiting job was resumed"
+    );
+    let res = a
+        .post(
+            "/admin/rotate/ca/finish",
+            &[("csrf", &csrf), ("confirm", "yes"), ("job", &id)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+
+    // Interrupted before the overlap began (its first line names the CA still in service):
+    // Resume begins it.
+    let current = fp(&h);
+    let early = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO admin_jobs (id, kind, target, state, stage, started_by, log) \
+         VALUES ($1, 'rotate-ca', 'client-ca', 'interrupted', 'issue', 'admin', ARRAY[$2])",
+    )
+    .bind(&early)
+    .bind(format!(
+        "2026-12-03 00:00:00  current CA fingerprint {current}"
+    ))
+    .execute(&h.pool)
+    .await
+    .unwrap();
+    let resume = [
+        ("csrf", csrf.as_str()),
+        ("confirm", "yes"),
+        ("job", early.as_str()),
+    ];
+    let res = a.post("/admin/rotate/ca/resume", &resume).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let mut page = a.get(&format!("/admin/jobs/{early}")).await;
+    for _ in 0..100 {
+        if !page.body.contains("id=\"job-state\">running<") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        page = a.get(&format!("/admin/jobs/{early}")).await;
+    }
+    assert!(
+        page.body.contains("id=\"job-state\">waiting<"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("had not begun the overlap"),
+        "{}",
+        page.body
+    );
+    assert_ne!(fp(&h), current, "the resume did not begin the overlap");
+}
+
 #[tokio::test]
 async fn the_audit_log_is_append_only() {
     let Some(h) = start(Options::default()).await else {

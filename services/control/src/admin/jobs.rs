@@ -55,7 +55,8 @@ impl JobKind {
 
     /// The confirm page's `action` that resumes this kind of job by running it again, or
     /// `None` when running it again would not resume: a CA rotation would begin a second
-    /// overlap (issue another CA) rather than finish the interrupted one.
+    /// overlap (issue another CA), so an interrupted one is resumed on its own job instead
+    /// (`rotate::ca::resume`).
     pub fn resume_action(self) -> Option<&'static str> {
         match self {
             JobKind::RotateCert => Some("cert"),
@@ -179,6 +180,19 @@ impl Job {
         tracing::info!(job = %self.id, stage, "{line}");
     }
 
+    /// Move the job from `from` to running, unless another request got there first (two
+    /// clicks on Resume or End the overlap must not run the steps twice). True if claimed.
+    pub async fn claim(&self, from: JobState) -> Result<bool, AdminError> {
+        let r = sqlx::query(
+            "UPDATE admin_jobs SET state = 'running', error = NULL, updated_at = now() WHERE id = $1 AND state = $2",
+        )
+        .bind(self.id.to_string())
+        .bind(from.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     pub async fn set_state(&self, state: JobState, error: Option<&str>) {
         let r = sqlx::query(
             "UPDATE admin_jobs SET state = $2, error = $3, updated_at = now() WHERE id = $1",
@@ -261,7 +275,7 @@ pub async fn superseded(pool: &PgPool, id: Uuid) -> Result<bool, AdminError> {
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM admin_jobs j JOIN admin_jobs l
            ON l.kind = j.kind AND l.target = j.target AND l.created_at > j.created_at
-         WHERE j.id = $1 AND l.state = 'succeeded')",
+         WHERE j.id = $1 AND l.state IN ('succeeded', 'waiting'))",
     )
     .bind(id.to_string())
     .fetch_one(pool)
@@ -287,6 +301,8 @@ struct JobPage {
     refresh: bool,
     /// The confirm action that resumes this interrupted job, if any and still needed.
     resume: Option<&'static str>,
+    /// An interrupted CA overlap, resumed on this job by the Resume form.
+    resume_ca: bool,
 }
 
 pub async fn page(
@@ -296,16 +312,13 @@ pub async fn page(
 ) -> Result<Response, AdminError> {
     let id = Uuid::parse_str(&id).map_err(|_| AdminError::NotFound)?;
     let job = get(&state.pool, id).await?.ok_or(AdminError::NotFound)?;
-    let resume = match job.kind.resume_action() {
-        Some(a) if job.state == JobState::Interrupted && !superseded(&state.pool, id).await? => {
-            Some(a)
-        }
-        _ => None,
-    };
+    let resumable = job.state == JobState::Interrupted && !superseded(&state.pool, id).await?;
+    let resume = job.kind.resume_action().filter(|_| resumable);
     render(&JobPage {
         user: session.username,
         csrf: session.csrf,
         refresh: job.state == JobState::Running,
+        resume_ca: resumable && job.kind == JobKind::RotateCa,
         job,
         resume,
     })

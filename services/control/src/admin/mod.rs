@@ -324,6 +324,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/rotate/credential", post(rotate::credential::rotate))
         .route("/admin/rotate/ca", post(rotate::ca::rotate))
         .route("/admin/rotate/ca/finish", post(rotate::ca::finish))
+        .route("/admin/rotate/ca/resume", post(rotate::ca::resume))
         .route("/admin/static/admin.css", get(style))
         .route("/admin/static/admin.js", get(script))
         .layer(DefaultBodyLimit::max(16 * 1024));
