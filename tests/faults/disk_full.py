@@ -204,6 +204,9 @@ def main_sync(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         return skip_all("not root (mounting a tmpfs over the certs directory needs it)")
     assert not os.path.ismount(certs), f"{certs} is already a mount point (a previous run not restored?)"
+    # Before anything is mounted: a refused login must not leave a mount behind.
+    admin = Admin(env["BULWARK_ADMIN_URL"].rstrip("/"), ca)
+    admin.login("admin", (creds / "admin-password").read_text().strip())
     scratch = Path(tempfile.mkdtemp(prefix="bulwark-disk-full-"))
     fs, under = scratch / "fs", scratch / "under"
     fs.mkdir()
@@ -233,9 +236,6 @@ def main_sync(args: argparse.Namespace) -> int:
 
     def served() -> dict[str, str]:
         return {name: f() for name, f in listeners.items()}
-
-    admin = Admin(env["BULWARK_ADMIN_URL"].rstrip("/"), ca)
-    admin.login("admin", (creds / "admin-password").read_text().strip())
 
     def rotate(action: str, target: str) -> tuple[str, str]:
         """Confirm and post a rotation; wait (bounded) for its job; return (state, error)."""
@@ -335,6 +335,9 @@ def main_sync(args: argparse.Namespace) -> int:
             if "last" in locals():
                 restored["diff"] = [d for d in diff(last, snapshot(certs)) if not d.startswith(f"{LOCK}:")]
             shutil.rmtree(scratch, ignore_errors=True)
+        # A copy-back that failed leaves the mounts in place on purpose: after the rotations
+        # with room, control signs with the key the tmpfs holds, and uncovering the original
+        # directory would serve a JWKS without it.
         except Exception as e:  # noqa: BLE001 - reported by the check below, with what to do
             restored["error"] = f"{type(e).__name__}: {e}"
             print(f"RESTORE FAILED: {e}; check `findmnt {certs}` and unmount {scratch}/* by hand", flush=True)
